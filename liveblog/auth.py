@@ -1,0 +1,220 @@
+"""Passwords, editor logins, API tokens and CSRF protection.
+
+* Passwords: argon2id (argon2-cffi defaults); a failed lookup still spends one hash
+  verification so response time does not reveal which usernames exist.
+* Logins are server-side: the cookie carries a random token, the database keeps only
+  its SHA-256, so logging out (or deactivating a user) ends the login at once.
+* API tokens: random, shown once, stored as SHA-256, sent as ``Authorization: Bearer``.
+  The API never looks at cookies, so a browser cannot be tricked into calling it.
+* CSRF (forms only): a random cookie plus a form field carrying HMAC(secret, cookie);
+  on top, a request whose ``Sec-Fetch-Site`` or ``Origin`` says it came from another
+  site is refused before the token is even compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import timedelta
+from functools import lru_cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import update as sql_update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.requests import Request
+
+from liveblog.models import ApiToken, LoginSession, Role, User, utcnow
+
+SESSION_COOKIE = "liveblog_session"
+CSRF_COOKIE = "liveblog_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+USERNAME_RE = r"^[a-z0-9][a-z0-9_.-]{0,39}$"
+MIN_PASSWORD = 8
+
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --- users ---------------------------------------------------------------------------
+
+
+class UserError(ValueError):
+    pass
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    password: str,
+    role: Role = Role.editor,
+    display_name: str | None = None,
+) -> User:
+    username = username.strip().lower()
+    if not re.fullmatch(USERNAME_RE, username):
+        raise UserError("username: 1-40 lowercase letters, digits, '.', '_' or '-'")
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"password must be at least {MIN_PASSWORD} characters")
+    existing = (await session.exec(select(User).where(User.username == username))).first()
+    if existing is not None:
+        raise UserError(f"user {username!r} already exists")
+    user = User(
+        username=username,
+        display_name=(display_name or username).strip()[:100] or username,
+        password_hash=hash_password(password),
+        role=role,
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def authenticate(session: AsyncSession, username: str, password: str) -> User | None:
+    user = (
+        await session.exec(select(User).where(User.username == username.strip().lower()))
+    ).first()
+    ok = verify_password(None if user is None else user.password_hash, password)
+    if user is None or not ok or not user.active:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+        session.add(user)
+    return user
+
+
+# --- editor logins -------------------------------------------------------------------
+
+
+async def start_login(session: AsyncSession, user: User, *, days: int) -> str:
+    assert user.id is not None
+    token = secrets.token_urlsafe(32)
+    session.add(
+        LoginSession(
+            token_hash=digest(token),
+            user_id=user.id,
+            expires_at=utcnow() + timedelta(days=days),
+        )
+    )
+    return token
+
+
+async def user_for_login(session: AsyncSession, token: str) -> User | None:
+    query = (
+        select(User)
+        .join(LoginSession, col(LoginSession.user_id) == User.id)
+        .where(
+            LoginSession.token_hash == digest(token),
+            col(LoginSession.expires_at) > utcnow(),
+            col(User.active).is_(True),
+        )
+    )
+    return (await session.exec(query)).first()
+
+
+async def end_login(session: AsyncSession, token: str) -> None:
+    row = (
+        await session.exec(select(LoginSession).where(LoginSession.token_hash == digest(token)))
+    ).first()
+    if row is not None:
+        await session.delete(row)
+
+
+# --- API tokens ----------------------------------------------------------------------
+
+TOKEN_PREFIX = "lb_"
+
+
+async def create_api_token(
+    session: AsyncSession, user: User, *, name: str = "", read_only: bool = False
+) -> str:
+    assert user.id is not None
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(user_id=user.id, name=name[:100], token_hash=digest(token), read_only=read_only)
+    )
+    return token
+
+
+async def user_for_api_token(
+    session: AsyncSession, token: str
+) -> tuple[User, ApiToken] | None:
+    query = (
+        select(User, ApiToken)
+        .join(ApiToken, col(ApiToken.user_id) == User.id)
+        .where(
+            ApiToken.token_hash == digest(token),
+            col(ApiToken.revoked_at).is_(None),
+            col(User.active).is_(True),
+        )
+    )
+    row = (await session.exec(query)).first()
+    if row is None:
+        return None
+    user, api_token = row
+    now = utcnow()
+    # Record use at most once a minute: an automation posting every second should not
+    # turn every request into an extra write.
+    if api_token.last_used_at is None or now - api_token.last_used_at > timedelta(minutes=1):
+        await session.execute(
+            sql_update(ApiToken)
+            .where(col(ApiToken.id) == api_token.id)
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return user, api_token
+
+
+# --- CSRF ----------------------------------------------------------------------------
+
+
+class Csrf:
+    def __init__(self, secret: str) -> None:
+        self._key = hashlib.sha256(b"liveblog-csrf\0" + secret.encode()).digest()
+
+    def token_for(self, cookie_value: str) -> str:
+        return hmac.new(self._key, cookie_value.encode(), hashlib.sha256).hexdigest()
+
+    def check_token(self, cookie_value: str | None, submitted: str | None) -> bool:
+        if not cookie_value or not submitted:
+            return False
+        return hmac.compare_digest(self.token_for(cookie_value), submitted)
+
+
+def new_csrf_cookie() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def cross_site(request: Request) -> bool:
+    """True when the browser tells us the request came from another site."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin == "null"
+    expected = f"{request.url.scheme}://{request.url.netloc}"
+    return origin != expected

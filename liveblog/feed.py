@@ -1,0 +1,53 @@
+"""Atom (RFC 4287) feed of a story's newest updates, built with ElementTree (which escapes)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from urllib.parse import urljoin
+
+from liveblog.models import Story, Update, User, iso
+from liveblog.render import Renderer
+
+ATOM = "http://www.w3.org/2005/Atom"
+
+
+def atom(story: Story, rows: list[tuple[Update, User]], *, base_url: str, renderer: Renderer) -> bytes:
+    ET.register_namespace("", ATOM)
+
+    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+        element = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
+        if text is not None:
+            element.text = text
+        return element
+
+    story_url = urljoin(base_url, f"/stories/{story.slug}")
+    root = ET.Element(f"{{{ATOM}}}feed")
+    sub(root, "id", story_url)
+    sub(root, "title", story.title)
+    if story.summary:
+        sub(root, "subtitle", story.summary)
+    updated = max(
+        [update.edited_at or update.created_at for update, _ in rows] or [story.updated_at]
+    )
+    sub(root, "updated", iso(updated))
+    sub(root, "link", rel="alternate", type="text/html", href=story_url)
+    sub(root, "link", rel="self", type="application/atom+xml", href=f"{story_url}/feed.atom")
+    sub(root, "generator", "liveblog")
+    for update, author in rows:
+        url = f"{story_url}/updates/{update.id}"
+        entry = sub(root, "entry")
+        sub(entry, "id", url)
+        sub(entry, "title", update.headline or _first_words(update.body))
+        sub(entry, "published", iso(update.created_at))
+        sub(entry, "updated", iso(update.edited_at or update.created_at))
+        sub(sub(entry, "author"), "name", author.display_name)
+        sub(entry, "link", rel="alternate", type="text/html", href=url)
+        if update.key_event:
+            sub(entry, "category", term="key-event", label="Key event")
+        sub(entry, "content", update.body_html, type="html")
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def _first_words(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"

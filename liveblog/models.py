@@ -1,0 +1,280 @@
+"""Tables and the input/output shapes around them.
+
+Each entity has a storage shape (``table=True``) and, where the outside world sends or
+receives it, separate input and public shapes, so what a client may set never blurs
+with what is stored.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import Field as InputField
+from sqlalchemy import Column, Index, Text, UniqueConstraint, text
+from sqlalchemy.types import DateTime, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+MAX_SLUG = 80
+MAX_TITLE = 200
+MAX_SUMMARY = 1000
+MAX_HEADLINE = 200
+MAX_BODY = 20_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Role(StrEnum):
+    editor = "editor"
+    admin = "admin"
+
+
+class StoryStatus(StrEnum):
+    draft = "draft"
+    live = "live"
+    ended = "ended"
+
+
+class EventKind(StrEnum):
+    update = "update"
+    edit = "edit"
+    delete = "delete"
+    story = "story"
+
+
+# --- storage -------------------------------------------------------------------------
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=40, unique=True, index=True)
+    display_name: str = Field(max_length=100)
+    password_hash: str
+    role: Role = Field(default=Role.editor)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)  # type: ignore[call-overload]
+
+
+class Story(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=MAX_SLUG, unique=True, index=True)
+    title: str = Field(max_length=MAX_TITLE)
+    summary: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    status: StoryStatus = Field(default=StoryStatus.draft, index=True)
+    breaking: bool = False
+    # The newest sequence number in this story's event log; bumped in the same
+    # transaction that appends an event, which is what keeps the log gap-free.
+    last_seq: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)  # type: ignore[call-overload]
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # type: ignore[call-overload]
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # type: ignore[call-overload]
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)  # type: ignore[call-overload]
+
+
+class Update(SQLModel, table=True):
+    __table_args__ = (
+        # At most one pinned update per story, enforced by the database itself.
+        Index(
+            "uq_update_one_pinned_per_story",
+            "story_id",
+            unique=True,
+            sqlite_where=text("pinned AND deleted_at IS NULL"),
+            postgresql_where=text("pinned AND deleted_at IS NULL"),
+        ),
+        Index("ix_update_story_id_id", "story_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    story_id: int = Field(foreign_key="story.id")
+    author_id: int = Field(foreign_key="user.id")
+    headline: str | None = Field(default=None, max_length=MAX_HEADLINE)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    body_html: str = Field(sa_column=Column(Text, nullable=False))
+    key_event: bool = False
+    pinned: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)  # type: ignore[call-overload]
+    edited_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # type: ignore[call-overload]
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # type: ignore[call-overload]
+
+
+class StoryEvent(SQLModel, table=True):
+    __tablename__ = "story_event"
+    __table_args__ = (UniqueConstraint("story_id", "seq", name="uq_story_event_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    story_id: int = Field(foreign_key="story.id")
+    seq: int
+    kind: EventKind
+    update_id: int | None = Field(default=None)
+    actor_id: int | None = Field(default=None, foreign_key="user.id")
+    # The event's JSON payload exactly as readers receive it (minus seq), so replay
+    # sends what live readers saw at the time.
+    data: str = Field(sa_column=Column(Text, nullable=False))
+    # True for the event that ends the story: streams close after sending it.
+    closes: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)  # type: ignore[call-overload]
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    name: str = Field(default="", max_length=100)
+    token_hash: str = Field(unique=True, index=True)
+    read_only: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)  # type: ignore[call-overload]
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # type: ignore[call-overload]
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # type: ignore[call-overload]
+
+
+class LoginSession(SQLModel, table=True):
+    __tablename__ = "login_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True, index=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)  # type: ignore[call-overload]
+    expires_at: datetime = Field(sa_type=UTCDateTime)  # type: ignore[call-overload]
+
+
+# --- input shapes --------------------------------------------------------------------
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _check_slug(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not SLUG_RE.fullmatch(value) or len(value) > MAX_SLUG:
+        raise ValueError(
+            f"slug must be 1-{MAX_SLUG} lowercase letters, digits and single hyphens"
+        )
+    return value
+
+
+def _non_empty(value: str, what: str) -> str:
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    return value
+
+
+class StoryCreate(_Input):
+    title: str = InputField(max_length=MAX_TITLE)
+    summary: str = InputField(default="", max_length=MAX_SUMMARY)
+    slug: str | None = None
+    status: StoryStatus = StoryStatus.draft
+    breaking: bool = False
+
+    @field_validator("slug")
+    @classmethod
+    def _slug(cls, value: str | None) -> str | None:
+        return _check_slug(value or None)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        return _non_empty(value, "title")
+
+
+class StoryPatch(_Input):
+    title: str | None = InputField(default=None, max_length=MAX_TITLE)
+    summary: str | None = InputField(default=None, max_length=MAX_SUMMARY)
+    status: StoryStatus | None = None
+    breaking: bool | None = None
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str | None) -> str | None:
+        return None if value is None else _non_empty(value, "title")
+
+
+class UpdateCreate(_Input):
+    body: str = InputField(max_length=MAX_BODY)
+    headline: str | None = InputField(default=None, max_length=MAX_HEADLINE)
+    key_event: bool = False
+    pinned: bool = False
+
+    @field_validator("body")
+    @classmethod
+    def _body(cls, value: str) -> str:
+        return _non_empty(value, "body")
+
+    @field_validator("headline")
+    @classmethod
+    def _headline(cls, value: str | None) -> str | None:
+        return value or None
+
+
+class UpdatePatch(_Input):
+    body: str | None = InputField(default=None, max_length=MAX_BODY)
+    headline: str | None = InputField(default=None, max_length=MAX_HEADLINE)
+    key_event: bool | None = None
+    pinned: bool | None = None
+
+    @field_validator("body")
+    @classmethod
+    def _body(cls, value: str | None) -> str | None:
+        return None if value is None else _non_empty(value, "body")
+
+
+# --- public shapes -------------------------------------------------------------------
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def story_public(story: Story) -> dict[str, Any]:
+    return {
+        "slug": story.slug,
+        "title": story.title,
+        "summary": story.summary,
+        "status": story.status.value,
+        "breaking": story.breaking,
+        "last_seq": story.last_seq,
+        "created_at": iso(story.created_at),
+        "started_at": iso(story.started_at),
+        "ended_at": iso(story.ended_at),
+    }
+
+
+def update_public(update: Update, author: User | None) -> dict[str, Any]:
+    return {
+        "id": update.id,
+        "headline": update.headline,
+        "body": update.body,
+        "body_html": update.body_html,
+        "key_event": update.key_event,
+        "pinned": update.pinned,
+        "author": None if author is None else author.display_name,
+        "created_at": iso(update.created_at),
+        "edited_at": iso(update.edited_at),
+    }

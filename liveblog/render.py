@@ -1,0 +1,97 @@
+"""Markdown to sanitized HTML, and the Jinja environment every page shares.
+
+Update bodies are Markdown with raw HTML switched off in the parser; whatever the parser
+produces still goes through nh3's allow-list, so a parser quirk can never become markup
+a reader's browser executes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nh3
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markdown_it import MarkdownIt
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h3", "h4", "hr", "i",
+    "li", "ol", "p", "pre", "s", "strong", "sub", "sup", "table", "tbody", "td", "th",
+    "thead", "tr", "ul",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "abbr": {"title"}, "th": {"align"}, "td": {"align"}}
+URL_SCHEMES = {"http", "https", "mailto"}
+
+
+def _package_or_repo_dir(name: str) -> Path:
+    """``templates``/``static`` sit at the repository top; a built wheel carries them inside."""
+    package = Path(__file__).resolve().parent
+    bundled = package / f"_{name}"
+    return bundled if bundled.is_dir() else package.parent / name
+
+
+TEMPLATES_DIR = _package_or_repo_dir("templates")
+STATIC_DIR = _package_or_repo_dir("static")
+
+
+class MarkdownRenderer:
+    def __init__(self) -> None:
+        self._md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": True})
+        self._md.enable(["table", "strikethrough", "replacements", "smartquotes"])
+
+    def __call__(self, source: str) -> str:
+        return sanitize(self._md.render(source))
+
+
+def sanitize(html: str) -> str:
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="nofollow noopener",
+        strip_comments=True,
+    )
+
+
+def _isoformat(moment: datetime | None) -> str:
+    return "" if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def _clock(moment: datetime | None) -> str:
+    return "" if moment is None else moment.astimezone(UTC).strftime("%H:%M UTC")
+
+
+def _long_date(moment: datetime | None) -> str:
+    return "" if moment is None else moment.astimezone(UTC).strftime("%d %b %Y, %H:%M UTC")
+
+
+def make_templates(globals_: dict[str, Any] | None = None) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(["html", "xml"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["isoformat"] = _isoformat
+    env.filters["clock"] = _clock
+    env.filters["long_date"] = _long_date
+    env.globals.update(globals_ or {})
+    return env
+
+
+class Renderer:
+    """Turns stored updates into the HTML fragment every surface shows.
+
+    The same ``_update.html`` template renders an update on the story page, in the
+    permalink page, in stream payloads (and so in the desk and in embeds) and in feeds.
+    """
+
+    def __init__(self, templates: Environment) -> None:
+        self.templates = templates
+        self.markdown = MarkdownRenderer()
+
+    def update_fragment(self, update: Any, story: Any, author: Any, *, anchor: bool = True) -> str:
+        template = self.templates.get_template("_update.html")
+        return template.render(update=update, story=story, author=author, anchor=anchor)

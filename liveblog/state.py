@@ -1,0 +1,31 @@
+"""The per-app container of resources, opened by the lifespan and reached from requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jinja2 import Environment
+from starlette.requests import HTTPConnection
+
+from liveblog.auth import Csrf
+from liveblog.db import Database
+from liveblog.hub import Hub
+from liveblog.newsroom import Newsroom
+from liveblog.render import Renderer
+from liveblog.settings import Settings
+
+
+@dataclass
+class Liveblog:
+    settings: Settings
+    db: Database
+    hub: Hub
+    templates: Environment
+    renderer: Renderer
+    csrf: Csrf
+    newsroom: Newsroom
+
+
+def get_liveblog(conn: HTTPConnection) -> Liveblog:
+    liveblog: Liveblog = conn.app.state.liveblog
+    return liveblog

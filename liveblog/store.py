@@ -1,0 +1,469 @@
+"""Data functions: every change to a story and the event it appends to the story's log.
+
+Each change function runs inside the caller's transaction and returns the events it
+appended; the caller commits and only then publishes them. The sequence number comes
+from ``UPDATE story SET last_seq = last_seq + 1 ... RETURNING last_seq`` in that same
+transaction, so a rolled-back change leaves no number behind and two concurrent
+changes can never draw the same one (the row update serialises them; the unique
+constraint on ``(story_id, seq)`` backs that up).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import func, update as sql_update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from liveblog.events import dump_payload
+from liveblog.models import (
+    MAX_SLUG,
+    EventKind,
+    Story,
+    StoryCreate,
+    StoryEvent,
+    StoryPatch,
+    StoryStatus,
+    Update,
+    UpdateCreate,
+    UpdatePatch,
+    User,
+    iso,
+    story_public,
+    utcnow,
+)
+from liveblog.render import Renderer
+
+
+class StoreError(Exception):
+    status = 400
+
+
+class NotFound(StoreError):
+    status = 404
+
+
+class Conflict(StoreError):
+    status = 409
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+async def get_story(session: AsyncSession, slug: str, *, lock: bool = False) -> Story | None:
+    query = select(Story).where(Story.slug == slug)
+    if lock:
+        # Postgres: serialise writers to one story. SQLite ignores FOR UPDATE; there
+        # the first write of the transaction takes the database's write lock.
+        query = query.with_for_update()
+    return (await session.exec(query)).first()
+
+
+async def list_stories(
+    session: AsyncSession, *, statuses: Sequence[StoryStatus], limit: int = 50
+) -> list[Story]:
+    query = (
+        select(Story)
+        .where(col(Story.status).in_(statuses))
+        .order_by(col(Story.updated_at).desc(), col(Story.id).desc())
+        .limit(limit)
+    )
+    return list((await session.exec(query)).all())
+
+
+async def get_update(session: AsyncSession, story: Story, update_id: int) -> Update | None:
+    query = select(Update).where(
+        Update.id == update_id, Update.story_id == story.id, col(Update.deleted_at).is_(None)
+    )
+    return (await session.exec(query)).first()
+
+
+async def updates_page(
+    session: AsyncSession, story: Story, *, before: int | None = None, limit: int = 20
+) -> list[tuple[Update, User]]:
+    """Newest first; ``before`` is an update id (the cursor of "older updates")."""
+    query = (
+        select(Update, User)
+        .join(User, col(User.id) == Update.author_id)
+        .where(Update.story_id == story.id, col(Update.deleted_at).is_(None))
+        .order_by(col(Update.id).desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(col(Update.id) < before)
+    return [(update, user) for update, user in (await session.exec(query)).all()]
+
+
+async def pinned_update(session: AsyncSession, story: Story) -> tuple[Update, User] | None:
+    query = (
+        select(Update, User)
+        .join(User, col(User.id) == Update.author_id)
+        .where(
+            Update.story_id == story.id,
+            col(Update.pinned).is_(True),
+            col(Update.deleted_at).is_(None),
+        )
+    )
+    row = (await session.exec(query)).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def key_events(session: AsyncSession, story: Story, *, limit: int = 50) -> list[Update]:
+    query = (
+        select(Update)
+        .where(
+            Update.story_id == story.id,
+            col(Update.key_event).is_(True),
+            col(Update.deleted_at).is_(None),
+        )
+        .order_by(col(Update.id).desc())
+        .limit(limit)
+    )
+    return list((await session.exec(query)).all())
+
+
+async def count_updates(session: AsyncSession, story: Story) -> int:
+    query = select(func.count()).where(
+        Update.story_id == story.id, col(Update.deleted_at).is_(None)
+    )
+    return int((await session.exec(query)).one())
+
+
+async def events_after(
+    session: AsyncSession,
+    story_id: int,
+    after: int,
+    *,
+    before: int | None = None,
+    limit: int = 500,
+) -> list[StoryEvent]:
+    query = (
+        select(StoryEvent)
+        .where(StoryEvent.story_id == story_id, col(StoryEvent.seq) > after)
+        .order_by(col(StoryEvent.seq))
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(col(StoryEvent.seq) < before)
+    return list((await session.exec(query)).all())
+
+
+async def get_user(session: AsyncSession, user_id: int) -> User | None:
+    return await session.get(User, user_id)
+
+
+# --- the event log -------------------------------------------------------------------
+
+
+async def _append_event(
+    session: AsyncSession,
+    story: Story,
+    kind: EventKind,
+    payload: dict[str, Any] | Callable[[], dict[str, Any]],
+    *,
+    actor: User | None,
+    update_id: int | None = None,
+    closes: bool = False,
+) -> StoryEvent:
+    assert story.id is not None
+    bump = (
+        sql_update(Story)
+        .where(col(Story.id) == story.id)
+        .values(last_seq=col(Story.last_seq) + 1, updated_at=utcnow())
+        .returning(col(Story.last_seq))
+        .execution_options(synchronize_session=False)
+    )
+    seq = int((await session.execute(bump)).scalar_one())
+    set_committed_value(story, "last_seq", seq)
+    if callable(payload):  # built after the bump when it shows the story's own state
+        payload = payload()
+    now = utcnow()
+    event = StoryEvent(
+        story_id=story.id,
+        seq=seq,
+        kind=kind,
+        update_id=update_id,
+        actor_id=None if actor is None else actor.id,
+        data=dump_payload({"kind": kind.value, **payload, "at": iso(now)}),
+        closes=closes,
+        created_at=now,
+    )
+    session.add(event)
+    return event
+
+
+def _update_payload(
+    renderer: Renderer, update: Update, story: Story, author: User
+) -> dict[str, Any]:
+    return {
+        "id": update.id,
+        "html": renderer.update_fragment(update, story, author),
+        "headline": update.headline,
+        "key_event": update.key_event,
+        "pinned": update.pinned,
+        "author": author.display_name,
+        "created_at": iso(update.created_at),
+        "edited_at": iso(update.edited_at),
+    }
+
+
+async def _pin_event(
+    session: AsyncSession,
+    renderer: Renderer,
+    story: Story,
+    *,
+    actor: User,
+    pinned: Update | None,
+    unpinned_id: int | None,
+) -> StoryEvent:
+    html = None
+    if pinned is not None:
+        author = await session.get(User, pinned.author_id)
+        assert author is not None
+        html = renderer.update_fragment(pinned, story, author, anchor=False)
+    pinned_id = None if pinned is None else pinned.id
+    return await _append_event(
+        session,
+        story,
+        EventKind.story,
+        lambda: {
+            "change": ["pin"],
+            "story": story_public(story),
+            "id": pinned_id,
+            "pinned_id": pinned_id,
+            "unpinned_id": unpinned_id,
+            "html": html,
+        },
+        actor=actor,
+        update_id=None if pinned is None else pinned.id,
+    )
+
+
+async def _unpin_current(session: AsyncSession, story: Story) -> int | None:
+    current = await pinned_update(session, story)
+    if current is None:
+        return None
+    update, _author = current
+    update.pinned = False
+    session.add(update)
+    # Flush now so the one-pinned-per-story index sees the old pin gone before the
+    # new one is written.
+    await session.flush()
+    return update.id
+
+
+# --- stories -------------------------------------------------------------------------
+
+
+def slugify(title: str) -> str:
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")
+    return slug[:MAX_SLUG].rstrip("-") or "story"
+
+
+async def create_story(session: AsyncSession, *, data: StoryCreate, actor: User) -> Story:
+    if data.slug is not None:
+        if await get_story(session, data.slug) is not None:
+            raise Conflict(f"a story with slug {data.slug!r} already exists")
+        slug = data.slug
+    else:
+        base = slugify(data.title)
+        slug, n = base, 1
+        while await get_story(session, slug) is not None:
+            n += 1
+            suffix = f"-{n}"
+            slug = base[: MAX_SLUG - len(suffix)] + suffix
+    now = utcnow()
+    story = Story(
+        slug=slug,
+        title=data.title,
+        summary=data.summary,
+        status=data.status,
+        breaking=data.breaking,
+        created_at=now,
+        updated_at=now,
+        started_at=now if data.status in (StoryStatus.live, StoryStatus.ended) else None,
+        ended_at=now if data.status == StoryStatus.ended else None,
+    )
+    session.add(story)
+    await session.flush()
+    return story
+
+
+async def change_story(
+    session: AsyncSession, *, story: Story, patch: StoryPatch, actor: User
+) -> list[StoryEvent]:
+    changed: list[str] = []
+    now = utcnow()
+    for field in ("title", "summary", "breaking"):
+        value = getattr(patch, field)
+        if value is not None and value != getattr(story, field):
+            setattr(story, field, value)
+            changed.append(field)
+    if patch.status is not None and patch.status != story.status:
+        story.status = patch.status
+        changed.append("status")
+        if patch.status == StoryStatus.live:
+            story.started_at = story.started_at or now
+            story.ended_at = None
+        elif patch.status == StoryStatus.ended:
+            story.started_at = story.started_at or now
+            story.ended_at = now
+    if not changed:
+        return []
+    session.add(story)
+    await session.flush()
+    closes = "status" in changed and story.status == StoryStatus.ended
+    event = await _append_event(
+        session,
+        story,
+        EventKind.story,
+        lambda: {"change": changed, "story": story_public(story)},
+        actor=actor,
+        closes=closes,
+    )
+    return [event]
+
+
+# --- updates -------------------------------------------------------------------------
+
+
+async def post_update(
+    session: AsyncSession,
+    *,
+    story: Story,
+    data: UpdateCreate,
+    author: User,
+    renderer: Renderer,
+) -> tuple[Update, list[StoryEvent]]:
+    if story.status == StoryStatus.ended:
+        raise Conflict("this story has ended; reopen it before posting")
+    assert story.id is not None and author.id is not None
+    unpinned_id = await _unpin_current(session, story) if data.pinned else None
+    update = Update(
+        story_id=story.id,
+        author_id=author.id,
+        headline=data.headline,
+        body=data.body,
+        body_html=renderer.markdown(data.body),
+        key_event=data.key_event,
+        pinned=data.pinned,
+        created_at=utcnow(),
+    )
+    session.add(update)
+    await session.flush()
+    events = [
+        await _append_event(
+            session,
+            story,
+            EventKind.update,
+            _update_payload(renderer, update, story, author),
+            actor=author,
+            update_id=update.id,
+        )
+    ]
+    if data.pinned:
+        events.append(
+            await _pin_event(
+                session, renderer, story, actor=author, pinned=update, unpinned_id=unpinned_id
+            )
+        )
+    return update, events
+
+
+async def edit_update(
+    session: AsyncSession,
+    *,
+    story: Story,
+    update_id: int,
+    patch: UpdatePatch,
+    actor: User,
+    renderer: Renderer,
+) -> tuple[Update, list[StoryEvent]]:
+    update = await get_update(session, story, update_id)
+    if update is None:
+        raise NotFound("no such update in this story")
+    content_changed = False
+    if patch.body is not None and patch.body != update.body:
+        update.body = patch.body
+        update.body_html = renderer.markdown(patch.body)
+        content_changed = True
+    if "headline" in patch.model_fields_set and (patch.headline or None) != update.headline:
+        update.headline = patch.headline or None
+        content_changed = True
+    if patch.key_event is not None and patch.key_event != update.key_event:
+        update.key_event = patch.key_event
+        content_changed = True
+    events: list[StoryEvent] = []
+    author = await session.get(User, update.author_id)
+    assert author is not None
+    if content_changed:
+        update.edited_at = utcnow()
+        session.add(update)
+        await session.flush()
+        events.append(
+            await _append_event(
+                session,
+                story,
+                EventKind.edit,
+                _update_payload(renderer, update, story, author),
+                actor=actor,
+                update_id=update.id,
+            )
+        )
+    if patch.pinned is not None and patch.pinned != update.pinned:
+        if patch.pinned:
+            unpinned_id = await _unpin_current(session, story)
+            update.pinned = True
+            session.add(update)
+            await session.flush()
+            events.append(
+                await _pin_event(
+                    session, renderer, story, actor=actor, pinned=update, unpinned_id=unpinned_id
+                )
+            )
+        else:
+            update.pinned = False
+            session.add(update)
+            await session.flush()
+            events.append(
+                await _pin_event(
+                    session, renderer, story, actor=actor, pinned=None, unpinned_id=update.id
+                )
+            )
+    return update, events
+
+
+async def delete_update(
+    session: AsyncSession, *, story: Story, update_id: int, actor: User, renderer: Renderer
+) -> list[StoryEvent]:
+    update = await get_update(session, story, update_id)
+    if update is None:
+        raise NotFound("no such update in this story")
+    was_pinned = update.pinned
+    update.deleted_at = utcnow()
+    update.pinned = False
+    session.add(update)
+    await session.flush()
+    events = [
+        await _append_event(
+            session,
+            story,
+            EventKind.delete,
+            {"id": update.id},
+            actor=actor,
+            update_id=update.id,
+        )
+    ]
+    if was_pinned:
+        events.append(
+            await _pin_event(
+                session, renderer, story, actor=actor, pinned=None, unpinned_id=update.id
+            )
+        )
+    return events

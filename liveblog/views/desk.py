@@ -1,0 +1,334 @@
+"""The editors' desk: login, story list, the story desk with its compose form.
+
+Every form works without JavaScript (POST, then redirect). The desk script sends the
+same forms with ``fetch`` and ``Accept: application/json`` and gets JSON back instead,
+so the two paths share one handler each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from liveblog import auth, store
+from liveblog.models import (
+    Story,
+    StoryCreate,
+    StoryPatch,
+    StoryStatus,
+    UpdateCreate,
+    UpdatePatch,
+    story_public,
+    update_public,
+)
+from liveblog.state import get_liveblog
+from liveblog.views.common import (
+    checked_form,
+    current_user,
+    form_bool,
+    form_str,
+    redirect,
+    render,
+    require_user,
+    wants_json,
+)
+
+
+def _errors(exc: ValidationError) -> list[str]:
+    out = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        out.append(f"{field}: {message}" if field else message)
+    return out
+
+
+def _safe_next(value: str) -> str:
+    # Only same-site paths: "//evil.example" and "/\\evil" are other sites to a browser.
+    if value.startswith("/") and not value.startswith(("//", "/\\")):
+        return value
+    return "/desk"
+
+
+# --- login ---------------------------------------------------------------------------
+
+
+async def login_form(request: Request) -> Response:
+    if await current_user(request) is not None:
+        return redirect("/desk")
+    return await render(request, "desk/login.html", {"next": request.query_params.get("next", "")})
+
+
+async def login(request: Request) -> Response:
+    liveblog = get_liveblog(request)
+    form = await checked_form(request)
+    username = form_str(form, "username")
+    next_path = _safe_next(form_str(form, "next"))
+    async with liveblog.db.transaction() as session:
+        user = await auth.authenticate(session, username, form_str(form, "password"))
+        token = None if user is None else await auth.start_login(
+            session, user, days=liveblog.settings.session_days
+        )
+    if token is None:
+        # One message for every failure, so it does not reveal which usernames exist.
+        return await render(
+            request,
+            "desk/login.html",
+            {"error": "Wrong username or password.", "username": username, "next": next_path},
+            status_code=400,
+        )
+    response = redirect(next_path)
+    response.set_cookie(
+        auth.SESSION_COOKIE,
+        token,
+        max_age=liveblog.settings.session_days * 86400,
+        httponly=True,
+        samesite="lax",
+        secure=liveblog.settings.https,
+        path="/",
+    )
+    return response
+
+
+async def logout(request: Request) -> Response:
+    await checked_form(request)
+    token = request.cookies.get(auth.SESSION_COOKIE)
+    if token:
+        async with get_liveblog(request).db.transaction() as session:
+            await auth.end_login(session, token)
+    response = redirect("/")
+    response.delete_cookie(auth.SESSION_COOKIE, path="/")
+    return response
+
+
+# --- stories -------------------------------------------------------------------------
+
+
+async def desk_home(request: Request) -> Response:
+    await require_user(request)
+    async with get_liveblog(request).db.session() as session:
+        stories = await store.list_stories(
+            session, statuses=[StoryStatus.live, StoryStatus.draft, StoryStatus.ended], limit=200
+        )
+    return await render(request, "desk/home.html", {"stories": stories, "values": {}})
+
+
+async def create_story(request: Request) -> Response:
+    user = await require_user(request)
+    form = await checked_form(request)
+    values = {name: form_str(form, name) for name in ("title", "summary", "slug", "status")}
+    values["breaking"] = "on" if form_bool(form, "breaking") else ""
+    try:
+        data = StoryCreate(
+            title=values["title"],
+            summary=values["summary"],
+            slug=values["slug"] or None,
+            status=StoryStatus(values["status"] or "draft"),
+            breaking=form_bool(form, "breaking"),
+        )
+        story = await get_liveblog(request).newsroom.create_story(data, actor=user)
+    except (ValidationError, ValueError, store.Conflict) as exc:
+        errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
+        async with get_liveblog(request).db.session() as session:
+            stories = await store.list_stories(
+                session, statuses=[StoryStatus.live, StoryStatus.draft, StoryStatus.ended]
+            )
+        return await render(
+            request,
+            "desk/home.html",
+            {"stories": stories, "errors": errors, "values": values},
+            status_code=409 if isinstance(exc, store.Conflict) else 422,
+        )
+    return redirect(f"/desk/stories/{story.slug}")
+
+
+async def _desk_story(request: Request) -> Story:
+    async with get_liveblog(request).db.session() as session:
+        story = await store.get_story(session, request.path_params["slug"])
+    if story is None:
+        raise HTTPException(404, "No such story.")
+    return story
+
+
+async def story_desk(
+    request: Request,
+    *,
+    compose_errors: list[str] | None = None,
+    compose_values: dict[str, Any] | None = None,
+    settings_errors: list[str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    await require_user(request)
+    liveblog = get_liveblog(request)
+    story = await _desk_story(request)
+    async with liveblog.db.session() as session:
+        rendered_seq = story.last_seq
+        rows = await store.updates_page(session, story, limit=100)
+    updates = [
+        (update, liveblog.renderer.update_fragment(update, story, author)) for update, author in rows
+    ]
+    return await render(
+        request,
+        "desk/story.html",
+        {
+            "story": story,
+            "updates": updates,
+            "rendered_seq": rendered_seq,
+            "compose_errors": compose_errors or [],
+            "values": compose_values or {},
+            "settings_errors": settings_errors or [],
+            "statuses": list(StoryStatus),
+        },
+        status_code=status_code,
+    )
+
+
+async def story_desk_page(request: Request) -> Response:
+    return await story_desk(request)
+
+
+async def change_story(request: Request) -> Response:
+    user = await require_user(request)
+    story = await _desk_story(request)
+    form = await checked_form(request)
+    try:
+        patch = StoryPatch(
+            title=form_str(form, "title"),
+            summary=form_str(form, "summary"),
+            status=StoryStatus(form_str(form, "status") or story.status),
+            breaking=form_bool(form, "breaking"),
+        )
+    except (ValidationError, ValueError) as exc:
+        errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
+        if wants_json(request):
+            return JSONResponse({"error": "; ".join(errors)}, status_code=422)
+        return await story_desk(request, settings_errors=errors, status_code=422)
+    story = await get_liveblog(request).newsroom.change_story(story.slug, patch, actor=user)
+    if wants_json(request):
+        return JSONResponse(story_public(story))
+    return redirect(f"/desk/stories/{story.slug}")
+
+
+async def post_update(request: Request) -> Response:
+    user = await require_user(request)
+    story = await _desk_story(request)
+    form = await checked_form(request)
+    values = {
+        "body": form_str(form, "body"),
+        "headline": form_str(form, "headline"),
+        "key_event": form_bool(form, "key_event"),
+        "pinned": form_bool(form, "pinned"),
+    }
+    try:
+        data = UpdateCreate.model_validate(values)
+        update = await get_liveblog(request).newsroom.post_update(story.slug, data, author=user)
+    except (ValidationError, store.StoreError) as exc:
+        errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
+        status = exc.status if isinstance(exc, store.StoreError) else 422
+        if wants_json(request):
+            return JSONResponse({"error": "; ".join(errors)}, status_code=status)
+        # Re-show the form with what the editor typed: nothing is lost on a mistake.
+        return await story_desk(
+            request, compose_errors=errors, compose_values=values, status_code=status
+        )
+    if wants_json(request):
+        return JSONResponse(update_public(update, user), status_code=201)
+    return redirect(f"/desk/stories/{story.slug}#update-{update.id}")
+
+
+# --- one update ----------------------------------------------------------------------
+
+
+async def edit_update_form(request: Request) -> Response:
+    await require_user(request)
+    story = await _desk_story(request)
+    async with get_liveblog(request).db.session() as session:
+        update = await store.get_update(session, story, request.path_params["update_id"])
+    if update is None:
+        raise HTTPException(404, "No such update.")
+    values = {
+        "body": update.body,
+        "headline": update.headline or "",
+        "key_event": update.key_event,
+        "pinned": update.pinned,
+    }
+    return await render(
+        request, "desk/edit_update.html", {"story": story, "update": update, "values": values}
+    )
+
+
+async def edit_update(request: Request) -> Response:
+    user = await require_user(request)
+    story = await _desk_story(request)
+    form = await checked_form(request)
+    update_id: int = request.path_params["update_id"]
+    values = {
+        "body": form_str(form, "body"),
+        "headline": form_str(form, "headline"),
+        "key_event": form_bool(form, "key_event"),
+        "pinned": form_bool(form, "pinned"),
+    }
+    try:
+        patch = UpdatePatch.model_validate(values)
+        await get_liveblog(request).newsroom.edit_update(story.slug, update_id, patch, actor=user)
+    except (ValidationError, store.StoreError) as exc:
+        if isinstance(exc, store.NotFound):
+            raise HTTPException(404, "No such update.") from None
+        errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
+        status = exc.status if isinstance(exc, store.StoreError) else 422
+        if wants_json(request):
+            return JSONResponse({"error": "; ".join(errors)}, status_code=status)
+        async with get_liveblog(request).db.session() as session:
+            update = await store.get_update(session, story, update_id)
+        return await render(
+            request,
+            "desk/edit_update.html",
+            {"story": story, "update": update, "values": values, "errors": errors},
+            status_code=status,
+        )
+    if wants_json(request):
+        return JSONResponse({"ok": True})
+    return redirect(f"/desk/stories/{story.slug}#update-{update_id}")
+
+
+async def delete_update(request: Request) -> Response:
+    user = await require_user(request)
+    story = await _desk_story(request)
+    await checked_form(request)
+    try:
+        await get_liveblog(request).newsroom.delete_update(
+            story.slug, request.path_params["update_id"], actor=user
+        )
+    except store.NotFound:
+        raise HTTPException(404, "No such update.") from None
+    if wants_json(request):
+        return JSONResponse({"ok": True})
+    return redirect(f"/desk/stories/{story.slug}")
+
+
+async def pin_update(request: Request) -> Response:
+    user = await require_user(request)
+    story = await _desk_story(request)
+    form = await checked_form(request)
+    patch = UpdatePatch(pinned=form_bool(form, "pinned"))
+    try:
+        await get_liveblog(request).newsroom.edit_update(
+            story.slug, request.path_params["update_id"], patch, actor=user
+        )
+    except store.NotFound:
+        raise HTTPException(404, "No such update.") from None
+    except store.Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+    if wants_json(request):
+        return JSONResponse({"ok": True})
+    return redirect(f"/desk/stories/{story.slug}")
+
+
+def login_url(next_path: str) -> str:
+    return "/login?next=" + quote(next_path, safe="/")
+

@@ -1,0 +1,96 @@
+// The story desk: the timeline is fed by the same stream readers get; forms post with
+// fetch (no reload) and fall back to plain POST + redirect without JavaScript.
+import { startLiveTimeline } from "./live.js";
+
+const root = document.querySelector("[data-desk]");
+const controlsTemplate = document.getElementById("update-controls");
+
+function controlsFor(id, pinned) {
+  const controls = controlsTemplate.content.firstElementChild.cloneNode(true);
+  for (const el of controls.querySelectorAll("[href], [action]")) {
+    for (const attr of ["href", "action"]) {
+      const value = el.getAttribute(attr);
+      if (value) el.setAttribute(attr, value.replace("/updates/ID/", `/updates/${id}/`));
+    }
+  }
+  setPinControl(controls, pinned);
+  return controls;
+}
+
+function setPinControl(container, pinned) {
+  const value = container.querySelector("[data-pin-value]");
+  const label = container.querySelector("[data-pin-label]");
+  if (value) value.value = pinned ? "off" : "on";
+  if (label) label.textContent = pinned ? "Unpin" : "Pin";
+}
+
+async function send(form) {
+  const response = await fetch(form.action, {
+    method: "POST",
+    body: new FormData(form),
+    headers: { Accept: "application/json" },
+    credentials: "same-origin",
+  });
+  let body = {};
+  try { body = await response.json(); } catch { /* an HTML error page */ }
+  if (!response.ok) throw new Error(body.error || `The server answered ${response.status}.`);
+  return body;
+}
+
+if (root) {
+  window.liveblogTimeline = startLiveTimeline(root, {
+    decorate(article, data) {
+      const wrapper = document.createElement("div");
+      wrapper.className = "desk-update";
+      wrapper.dataset.deskUpdate = data.id;
+      wrapper.append(article, controlsFor(data.id, data.pinned));
+      return wrapper;
+    },
+    onStory(data) {
+      if (!data.change.includes("pin")) return;
+      for (const wrapper of root.querySelectorAll("[data-desk-update]")) {
+        setPinControl(wrapper, String(data.pinned_id) === wrapper.dataset.deskUpdate);
+      }
+    },
+  });
+
+  const compose = root.querySelector("[data-compose]");
+  const composeError = root.querySelector("[data-compose-error]");
+  compose?.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = compose.querySelector("button[type=submit]");
+    button.disabled = true;
+    composeError.hidden = true;
+    try {
+      await send(compose);
+      // The update itself arrives over the stream, like everyone else's.
+      compose.reset();
+      compose.querySelector("textarea")?.focus();
+    } catch (error) {
+      // Keep what the editor typed; say what went wrong.
+      composeError.textContent = error.message;
+      composeError.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  root.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && event.target.matches("[data-submit-on-ctrl-enter]")) {
+      event.preventDefault();
+      event.target.form.requestSubmit();
+    }
+  });
+
+  root.addEventListener("submit", async (event) => {
+    const form = event.target;
+    if (!form.matches("[data-desk-action]")) return;
+    event.preventDefault();
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
+    try {
+      await send(form);
+    } catch (error) {
+      window.alert(error.message);
+    }
+  });
+}

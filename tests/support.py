@@ -1,0 +1,127 @@
+"""Test helpers: users and tokens, logging in through the real form, a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+
+from liveblog import auth
+from liveblog.models import Role
+from liveblog.state import Liveblog
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Editor:
+    username: str
+    password: str
+    token: str
+    user_id: int
+
+
+async def make_editor(app: Starlette, username: str, *, role: str = "editor") -> Editor:
+    liveblog: Liveblog = app.state.liveblog
+    async with liveblog.db.transaction() as session:
+        user = await auth.create_user(
+            session, username=username, password=PASSWORD, role=Role(role),
+            display_name=username.title(),
+        )
+        token = await auth.create_api_token(session, user, name="tests")
+    assert user.id is not None
+    return Editor(username=username, password=PASSWORD, token=token, user_id=user.id)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match is not None, "page has no CSRF field"
+    return match.group(1)
+
+
+async def login(client: httpx.AsyncClient, editor: Editor) -> str:
+    """Log in through the real form; returns a CSRF token for later forms."""
+    page = await client.get("/login")
+    token = csrf_from(page.text)
+    response = await client.post(
+        "/login",
+        data={"username": editor.username, "password": editor.password, "csrf_token": token},
+    )
+    assert response.status_code == 303, response.text
+    desk = await client.get("/desk")
+    assert desk.status_code == 200
+    return csrf_from(desk.text)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: Starlette
+
+    @property
+    def liveblog(self) -> Liveblog:
+        liveblog: Liveblog = self.app.state.liveblog
+        return liveblog
+
+    def run(self, coro: Any) -> Any:
+        """Run a coroutine on the server's own event loop (for set-up needing the app)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+
+    loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+
+
+@contextmanager
+def run_server(app: Starlette) -> Iterator[LiveServer]:
+    """Serve ``app`` with a real uvicorn on a free port, in a thread with its own loop."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2, loop="asyncio"
+    )
+    server = uvicorn.Server(config)
+    loop = asyncio.new_event_loop()
+    live = LiveServer(url=f"http://127.0.0.1:{port}", app=app)
+    live.loop = loop
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(server.serve(sockets=[sock]))
+        # Background tasks of libraries (sse-starlette's shutdown watcher) end with the loop.
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+    thread = threading.Thread(target=serve, name="uvicorn-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield live
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+        loop.close()
