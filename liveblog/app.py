@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from liveblog import events, store
+from liveblog import events, schema, store
 from liveblog.auth import Csrf
 from liveblog.db import Database
 from liveblog.hub import Hub, backend_from_url
@@ -35,7 +35,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(settings.sqlalchemy_url())
-        await db.create_schema()
+        try:
+            await schema.ensure_current(db.engine, migrate=settings.migrate)
+        except BaseException:
+            await db.close()
+            raise
 
         async def load_frames(story_id: int, after: int, before: int) -> list[events.Frame]:
             async with db.session() as session:
@@ -66,47 +70,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await db.close()
 
     routes = [
-        Route("/", reader.home),
         Route("/healthz", healthz),
-        Route("/stories/{slug}", reader.story_page),
-        Route("/stories/{slug}/events", stream.story_events),
-        Route("/stories/{slug}/feed.atom", reader.story_feed),
-        Route("/stories/{slug}/updates/{update_id:int}", reader.update_page),
-        Route("/login", desk.login_form, methods=["GET"]),
-        Route("/login", desk.login, methods=["POST"]),
-        Route("/logout", desk.logout, methods=["POST"]),
-        Route("/desk", desk.desk_home),
-        Route("/desk/stories", desk.create_story, methods=["POST"]),
-        Route("/desk/stories/{slug}", desk.story_desk_page, methods=["GET"]),
-        Route("/desk/stories/{slug}", desk.change_story, methods=["POST"]),
-        Route("/desk/stories/{slug}/updates", desk.post_update, methods=["POST"]),
-        Route(
-            "/desk/stories/{slug}/updates/{update_id:int}/edit",
-            desk.edit_update_form,
-            methods=["GET"],
-        ),
-        Route(
-            "/desk/stories/{slug}/updates/{update_id:int}/edit", desk.edit_update, methods=["POST"]
-        ),
-        Route(
-            "/desk/stories/{slug}/updates/{update_id:int}/delete",
-            desk.delete_update,
-            methods=["POST"],
-        ),
-        Route(
-            "/desk/stories/{slug}/updates/{update_id:int}/pin", desk.pin_update, methods=["POST"]
-        ),
-        Route("/api/stories", api.list_stories, methods=["GET"]),
-        Route("/api/stories", api.create_story, methods=["POST"]),
-        Route("/api/stories/{slug}", api.get_story, methods=["GET"]),
-        Route("/api/stories/{slug}", api.patch_story, methods=["PATCH"]),
-        Route("/api/stories/{slug}/updates", api.list_updates, methods=["GET"]),
-        Route("/api/stories/{slug}/updates", api.post_update, methods=["POST"]),
-        Route("/api/stories/{slug}/updates/{update_id:int}", api.get_update, methods=["GET"]),
-        Route("/api/stories/{slug}/updates/{update_id:int}", api.patch_update, methods=["PATCH"]),
-        Route(
-            "/api/stories/{slug}/updates/{update_id:int}", api.delete_update, methods=["DELETE"]
-        ),
+        *reader.routes,
+        *stream.routes,
+        *desk.routes,
+        *api.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     return Starlette(
@@ -129,7 +97,8 @@ async def healthz(request: Request) -> Response:
     except Exception as exc:  # report, don't crash: this is what monitoring reads
         checks["database"] = f"error: {type(exc).__name__}"
     ok = all(value == "ok" for value in checks.values())
-    return JSONResponse({"status": "ok" if ok else "error", **checks}, status_code=200 if ok else 503)
+    status = 200 if ok else 503
+    return JSONResponse({"status": "ok" if ok else "error", **checks}, status_code=status)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -143,7 +112,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
         "error.html",
         {"status": exc.status_code, "message": exc.detail},
         status_code=exc.status_code,
-        headers=exc.headers,
+        headers=dict(exc.headers or {}),
     )
 
 

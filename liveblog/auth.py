@@ -159,9 +159,7 @@ async def create_api_token(
     return token
 
 
-async def user_for_api_token(
-    session: AsyncSession, token: str
-) -> tuple[User, ApiToken] | None:
+async def user_for_api_token(session: AsyncSession, token: str) -> tuple[User, ApiToken] | None:
     query = (
         select(User, ApiToken)
         .join(ApiToken, col(ApiToken.user_id) == User.id)
@@ -179,7 +177,7 @@ async def user_for_api_token(
     # Record use at most once a minute: an automation posting every second should not
     # turn every request into an extra write.
     if api_token.last_used_at is None or now - api_token.last_used_at > timedelta(minutes=1):
-        await session.execute(
+        await session.exec(
             sql_update(ApiToken)
             .where(col(ApiToken.id) == api_token.id)
             .values(last_used_at=now)

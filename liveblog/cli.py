@@ -14,8 +14,9 @@ import uvicorn
 from pydantic import ValidationError
 from sqlmodel import select
 
-from liveblog import __version__, auth
+from liveblog import __version__, auth, schema
 from liveblog.app import create_app
+from liveblog.db import Database
 from liveblog.models import Role, User
 from liveblog.settings import Settings
 from liveblog.state import Liveblog
@@ -49,9 +50,12 @@ def _positive(value: str) -> int:
     return number
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, str]:
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     fields = ("data_dir", "database_url", "broadcast_url")
-    return {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
+    found = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
+    if getattr(args, "migrate", False):
+        found["migrate"] = True
+    return found
 
 
 def _load_settings(args: argparse.Namespace, *, export: bool = False) -> Settings:
@@ -62,7 +66,7 @@ def _load_settings(args: argparse.Namespace, *, export: bool = False) -> Setting
             # starts for --reload and --workers (which build the app from the
             # environment) see the same settings.
             for field, value in overrides.items():
-                os.environ[f"LIVEBLOG_{field.upper()}"] = value
+                os.environ[f"LIVEBLOG_{field.upper()}"] = str(value)
             return Settings()
         return Settings(**overrides)
     except ValidationError as exc:
@@ -103,11 +107,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "or postgres:// URL (those backends are not available in this version yet).",
             status=2,
         )
+    asyncio.run(_check_schema(settings))
     options: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "info"}
     if args.reload or args.workers > 1:
         uvicorn.run(FACTORY, factory=True, reload=args.reload, workers=args.workers, **options)
     else:
         uvicorn.run(create_app(settings), **options)
+    return 0
+
+
+async def _check_schema(settings: Settings) -> None:
+    """Refuse to serve an outdated database with a one-line message, not a traceback."""
+    db = Database(settings.sqlalchemy_url())
+    try:
+        await schema.ensure_current(db.engine, migrate=settings.migrate)
+    except schema.SchemaOutOfDate as exc:
+        raise CommandError(str(exc), status=3) from None
+    finally:
+        await db.close()
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    settings = _load_settings(args)
+
+    async def run() -> str:
+        db = Database(settings.sqlalchemy_url())
+        try:
+            before = await schema.schema_state(db.engine)
+            if args.action == "upgrade":
+                if before == schema.SchemaState.unknown:
+                    raise CommandError(
+                        "the database is at a schema revision this version does not know"
+                    )
+                await schema.upgrade(db.engine)
+                after = await schema.schema_state(db.engine)
+                return f"schema: {before.value} -> {after.value}"
+            return f"schema: {before.value}"
+        finally:
+            await db.close()
+
+    print(asyncio.run(run()))
     return 0
 
 
@@ -211,10 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[settings], help="run the web server")
     _address_flags(serve)
     serve.add_argument("--reload", action="store_true", help="restart when the code changes")
+    serve.add_argument("--workers", type=_positive, default=1, metavar="N", help="worker processes")
     serve.add_argument(
-        "--workers", type=_positive, default=1, metavar="N", help="worker processes"
+        "--migrate", action="store_true", help="apply pending schema migrations first"
     )
     serve.set_defaults(handler=cmd_serve)
+
+    db = commands.add_parser("db", parents=[settings], help="database schema: status, upgrade")
+    db.add_argument("action", choices=["status", "upgrade"])
+    db.set_defaults(handler=cmd_db)
 
     createuser = commands.add_parser(
         "createuser",
@@ -251,3 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as exc:
         print(f"liveblog {args.command}: error: {exc}", file=sys.stderr)
         return exc.status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

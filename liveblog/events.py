@@ -38,6 +38,3 @@ def encode(event: StoryEvent) -> Frame:
 
 def retry_frame(milliseconds: int) -> bytes:
     return f"retry: {milliseconds}\n\n".encode()
-
-
-HEARTBEAT = b": heartbeat\n\n"

@@ -11,7 +11,9 @@ from liveblog.render import Renderer
 ATOM = "http://www.w3.org/2005/Atom"
 
 
-def atom(story: Story, rows: list[tuple[Update, User]], *, base_url: str, renderer: Renderer) -> bytes:
+def atom(
+    story: Story, rows: list[tuple[Update, User]], *, base_url: str, renderer: Renderer
+) -> bytes:
     ET.register_namespace("", ATOM)
 
     def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -45,7 +47,8 @@ def atom(story: Story, rows: list[tuple[Update, User]], *, base_url: str, render
         if update.key_event:
             sub(entry, "category", term="key-event", label="Key event")
         sub(entry, "content", update.body_html, type="html")
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document
 
 
 def _first_words(text: str, limit: int = 80) -> str:

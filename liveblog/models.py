@@ -24,6 +24,8 @@ MAX_TITLE = 200
 MAX_SUMMARY = 1000
 MAX_HEADLINE = 200
 MAX_BODY = 20_000
+MAX_URL = 2000
+MAX_CAPTION = 300
 
 
 def utcnow() -> datetime:
@@ -77,7 +79,7 @@ class User(SQLModel, table=True):
     password_hash: str
     role: Role = Field(default=Role.editor)
     active: bool = True
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)  # type: ignore[call-overload]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class Story(SQLModel, table=True):
@@ -90,10 +92,13 @@ class Story(SQLModel, table=True):
     # The newest sequence number in this story's event log; bumped in the same
     # transaction that appends an event, which is what keeps the log gap-free.
     last_seq: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)  # type: ignore[call-overload]
-    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # type: ignore[call-overload]
-    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # type: ignore[call-overload]
-    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)  # type: ignore[call-overload]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Reader statistics for the desk, kept per story (the live count comes from the hub).
+    page_views: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    peak_readers: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
 
 
 class Update(SQLModel, table=True):
@@ -117,9 +122,36 @@ class Update(SQLModel, table=True):
     body_html: str = Field(sa_column=Column(Text, nullable=False))
     key_event: bool = False
     pinned: bool = False
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)  # type: ignore[call-overload]
-    edited_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # type: ignore[call-overload]
-    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # type: ignore[call-overload]
+    # An optional image: uploaded into the media directory or linked by URL.
+    image_url: str | None = Field(default=None, max_length=MAX_URL)
+    image_alt: str | None = Field(default=None, max_length=MAX_CAPTION)
+    image_caption: str | None = Field(default=None, max_length=MAX_CAPTION)
+    image_credit: str | None = Field(default=None, max_length=MAX_CAPTION)
+    image_width: int | None = None
+    image_height: int | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    edited_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class UpdateRevision(SQLModel, table=True):
+    """An earlier version of an update, kept when it is corrected."""
+
+    __tablename__ = "update_revision"
+
+    id: int | None = Field(default=None, primary_key=True)
+    update_id: int = Field(foreign_key="update.id", index=True)
+    # Who wrote this version (the author, or the editor of the previous correction).
+    editor_id: int | None = Field(default=None, foreign_key="user.id")
+    headline: str | None = Field(default=None, max_length=MAX_HEADLINE)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    key_event: bool = False
+    image_url: str | None = Field(default=None, max_length=MAX_URL)
+    image_alt: str | None = Field(default=None, max_length=MAX_CAPTION)
+    image_caption: str | None = Field(default=None, max_length=MAX_CAPTION)
+    image_credit: str | None = Field(default=None, max_length=MAX_CAPTION)
+    # When this version was first shown to readers.
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class StoryEvent(SQLModel, table=True):
@@ -137,7 +169,7 @@ class StoryEvent(SQLModel, table=True):
     data: str = Field(sa_column=Column(Text, nullable=False))
     # True for the event that ends the story: streams close after sending it.
     closes: bool = False
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)  # type: ignore[call-overload]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class ApiToken(SQLModel, table=True):
@@ -148,9 +180,9 @@ class ApiToken(SQLModel, table=True):
     name: str = Field(default="", max_length=100)
     token_hash: str = Field(unique=True, index=True)
     read_only: bool = False
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)  # type: ignore[call-overload]
-    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # type: ignore[call-overload]
-    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # type: ignore[call-overload]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class LoginSession(SQLModel, table=True):
@@ -159,8 +191,8 @@ class LoginSession(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     token_hash: str = Field(unique=True, index=True)
     user_id: int = Field(foreign_key="user.id", index=True)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)  # type: ignore[call-overload]
-    expires_at: datetime = Field(sa_type=UTCDateTime)  # type: ignore[call-overload]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
 
 
 # --- input shapes --------------------------------------------------------------------
@@ -174,9 +206,7 @@ def _check_slug(value: str | None) -> str | None:
     if value is None:
         return None
     if not SLUG_RE.fullmatch(value) or len(value) > MAX_SLUG:
-        raise ValueError(
-            f"slug must be 1-{MAX_SLUG} lowercase letters, digits and single hyphens"
-        )
+        raise ValueError(f"slug must be 1-{MAX_SLUG} lowercase letters, digits and single hyphens")
     return value
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from liveblog import store
 from liveblog.db import Database
@@ -94,7 +95,7 @@ class Newsroom:
         await self._publish(events)
 
 
-async def _locked(session: store.AsyncSession, slug: str) -> Story:
+async def _locked(session: AsyncSession, slug: str) -> Story:
     story = await store.get_story(session, slug, lock=True)
     if story is None:
         raise NotFound("no such story")

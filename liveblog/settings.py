@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body accepted (else 413)."
     )
+    migrate: bool = Field(
+        default=False, description="Apply pending schema migrations when the server starts."
+    )
     session_days: int = Field(default=14, ge=1, description="Editor login lifetime in days.")
 
     @field_validator("broadcast_url")

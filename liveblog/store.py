@@ -15,7 +15,8 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import func, update as sql_update
+from sqlalchemy import func
+from sqlalchemy import update as sql_update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -59,8 +60,17 @@ async def get_story(session: AsyncSession, slug: str, *, lock: bool = False) -> 
     query = select(Story).where(Story.slug == slug)
     if lock:
         # Postgres: serialise writers to one story. SQLite ignores FOR UPDATE; there
-        # the first write of the transaction takes the database's write lock.
+        # the first write of the transaction takes the database's write lock, so make
+        # a no-op write first: otherwise the story is read before the lock and checks
+        # on it (ended? which update is pinned?) can be stale by the time it is written.
         query = query.with_for_update()
+        if session.get_bind().dialect.name == "sqlite":
+            await session.exec(
+                sql_update(Story)
+                .where(col(Story.slug) == slug)
+                .values(last_seq=col(Story.last_seq))
+                .execution_options(synchronize_session=False)
+            )
     return (await session.exec(query)).first()
 
 
@@ -178,7 +188,7 @@ async def _append_event(
         .returning(col(Story.last_seq))
         .execution_options(synchronize_session=False)
     )
-    seq = int((await session.execute(bump)).scalar_one())
+    seq = int((await session.exec(bump)).scalar_one())
     set_committed_value(story, "last_seq", seq)
     if callable(payload):  # built after the bump when it shows the story's own state
         payload = payload()
@@ -318,7 +328,8 @@ async def change_story(
         return []
     session.add(story)
     await session.flush()
-    closes = "status" in changed and story.status == StoryStatus.ended
+    # While a story is ended every change to it is final for a stream: it closes.
+    closes = story.status == StoryStatus.ended
     event = await _append_event(
         session,
         story,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from liveblog.app import create_app
@@ -25,7 +26,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, secret_key="test-secret-key-not-for-production")
+    return Settings(data_dir=tmp_path, secret_key=SecretStr("test-secret-key-not-for-production"))
 
 
 @pytest.fixture

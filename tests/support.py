@@ -35,7 +35,10 @@ async def make_editor(app: Starlette, username: str, *, role: str = "editor") ->
     liveblog: Liveblog = app.state.liveblog
     async with liveblog.db.transaction() as session:
         user = await auth.create_user(
-            session, username=username, password=PASSWORD, role=Role(role),
+            session,
+            username=username,
+            password=PASSWORD,
+            role=Role(role),
             display_name=username.title(),
         )
         token = await auth.create_api_token(session, user, name="tests")

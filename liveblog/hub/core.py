@@ -16,6 +16,7 @@ database first. Duplicates are dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -138,10 +139,8 @@ class Hub:
         await self.backend.disconnect()
         if self._listener is not None:
             self._listener.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
-            except asyncio.CancelledError:
-                pass
             self._listener = None
 
     def stats(self) -> HubStats:

@@ -13,9 +13,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from liveblog import auth, store
 from liveblog.models import (
+    Story,
     StoryCreate,
     StoryPatch,
     StoryStatus,
@@ -39,7 +41,9 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
@@ -52,7 +56,9 @@ async def _authenticate(request: Request, *, write: bool) -> User:
     async with get_liveblog(request).db.transaction() as session:
         found = await auth.user_for_api_token(session, token.strip())
     if found is None:
-        raise ApiError(401, "this API token is not valid (unknown, revoked or its user is inactive)", challenge)
+        raise ApiError(
+            401, "this API token is not valid (unknown, revoked or its user is inactive)", challenge
+        )
     user, api_token = found
     if write and api_token.read_only:
         raise ApiError(403, "this API token is read-only")
@@ -85,11 +91,13 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def _int_param(request: Request, name: str, *, default: int | None, maximum: int | None = None) -> int | None:
+def _int_param(
+    request: Request, name: str, *, default: int | None, maximum: int | None = None
+) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise ApiError(400, f"'{name}' must be a positive whole number")
     value = int(raw)
     if maximum is not None and not 1 <= value <= maximum:
@@ -97,7 +105,9 @@ def _int_param(request: Request, name: str, *, default: int | None, maximum: int
     return value
 
 
-def api_view(write: bool = False) -> Callable[
+def api_view(
+    write: bool = False,
+) -> Callable[
     [Callable[[Request, User], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]
 ]:
     """Authenticate, then run the view; map known failures to JSON errors."""
@@ -120,7 +130,7 @@ def api_view(write: bool = False) -> Callable[
     return wrap
 
 
-async def _story_or_404(request: Request) -> store.Story:
+async def _story_or_404(request: Request) -> Story:
     async with get_liveblog(request).db.session() as session:
         story = await store.get_story(session, request.path_params["slug"])
     if story is None:
@@ -128,7 +138,7 @@ async def _story_or_404(request: Request) -> store.Story:
     return story
 
 
-async def _update_json(request: Request, story: store.Story, update_id: int) -> dict[str, Any]:
+async def _update_json(request: Request, story: Story, update_id: int) -> dict[str, Any]:
     async with get_liveblog(request).db.session() as session:
         update = await store.get_update(session, story, update_id)
         author = None if update is None else await store.get_user(session, update.author_id)
@@ -223,3 +233,17 @@ async def delete_update(request: Request, user: User) -> Response:
         story.slug, request.path_params["update_id"], actor=user
     )
     return Response(status_code=204)
+
+
+_UPDATE = "/api/stories/{slug}/updates/{update_id:int}"
+routes = [
+    Route("/api/stories", list_stories, methods=["GET"]),
+    Route("/api/stories", create_story, methods=["POST"]),
+    Route("/api/stories/{slug}", get_story, methods=["GET"]),
+    Route("/api/stories/{slug}", patch_story, methods=["PATCH"]),
+    Route("/api/stories/{slug}/updates", list_updates, methods=["GET"]),
+    Route("/api/stories/{slug}/updates", post_update, methods=["POST"]),
+    Route(_UPDATE, get_update, methods=["GET"]),
+    Route(_UPDATE, patch_update, methods=["PATCH"]),
+    Route(_UPDATE, delete_update, methods=["DELETE"]),
+]

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from liveblog import auth, store
 from liveblog.models import (
@@ -71,8 +72,10 @@ async def login(request: Request) -> Response:
     next_path = _safe_next(form_str(form, "next"))
     async with liveblog.db.transaction() as session:
         user = await auth.authenticate(session, username, form_str(form, "password"))
-        token = None if user is None else await auth.start_login(
-            session, user, days=liveblog.settings.session_days
+        token = (
+            None
+            if user is None
+            else await auth.start_login(session, user, days=liveblog.settings.session_days)
         )
     if token is None:
         # One message for every failure, so it does not reveal which usernames exist.
@@ -169,9 +172,8 @@ async def story_desk(
     async with liveblog.db.session() as session:
         rendered_seq = story.last_seq
         rows = await store.updates_page(session, story, limit=100)
-    updates = [
-        (update, liveblog.renderer.update_fragment(update, story, author)) for update, author in rows
-    ]
+    fragment = liveblog.renderer.update_fragment
+    updates = [(update, fragment(update, story, author)) for update, author in rows]
     return await render(
         request,
         "desk/story.html",
@@ -332,3 +334,19 @@ async def pin_update(request: Request) -> Response:
 def login_url(next_path: str) -> str:
     return "/login?next=" + quote(next_path, safe="/")
 
+
+_UPDATE = "/desk/stories/{slug}/updates/{update_id:int}"
+routes = [
+    Route("/login", login_form, methods=["GET"]),
+    Route("/login", login, methods=["POST"]),
+    Route("/logout", logout, methods=["POST"]),
+    Route("/desk", desk_home),
+    Route("/desk/stories", create_story, methods=["POST"]),
+    Route("/desk/stories/{slug}", story_desk_page, methods=["GET"]),
+    Route("/desk/stories/{slug}", change_story, methods=["POST"]),
+    Route("/desk/stories/{slug}/updates", post_update, methods=["POST"]),
+    Route(f"{_UPDATE}/edit", edit_update_form, methods=["GET"]),
+    Route(f"{_UPDATE}/edit", edit_update, methods=["POST"]),
+    Route(f"{_UPDATE}/delete", delete_update, methods=["POST"]),
+    Route(f"{_UPDATE}/pin", pin_update, methods=["POST"]),
+]

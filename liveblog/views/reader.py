@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from liveblog import feed, store
 from liveblog.models import Story, StoryStatus
@@ -25,7 +26,7 @@ def _cursor(request: Request) -> int | None:
     raw = request.query_params.get("before", "")
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise HTTPException(400, "'before' must be an update number.")
     return int(raw)
 
@@ -90,3 +91,11 @@ async def story_feed(request: Request) -> Response:
     base = liveblog.settings.base_url or str(request.base_url)
     xml = feed.atom(story, rows, base_url=base, renderer=liveblog.renderer)
     return Response(xml, media_type="application/atom+xml; charset=utf-8")
+
+
+routes = [
+    Route("/", home),
+    Route("/stories/{slug}", story_page),
+    Route("/stories/{slug}/feed.atom", story_feed),
+    Route("/stories/{slug}/updates/{update_id:int}", update_page),
+]

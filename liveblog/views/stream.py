@@ -14,9 +14,10 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from liveblog import events, store
-from liveblog.models import StoryStatus
+from liveblog.models import Story, StoryStatus
 from liveblog.state import Liveblog, get_liveblog
 from liveblog.views.common import current_user
 
@@ -29,7 +30,7 @@ def parse_last_event_id(request: Request) -> int | None:
         return None
     raw = raw.strip()
     # Malformed ids are ignored (the stream starts live), never an error.
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # "²".isdigit() is True
         return None
     return int(raw)
 
@@ -53,33 +54,49 @@ async def story_events(request: Request) -> Response:
         ping=liveblog.settings.heartbeat_interval,
         ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
         send_timeout=liveblog.settings.stream_send_timeout,
+        sep="\n",
         headers={"Cache-Control": "no-store"},
     )
+
+
+async def _replay(
+    liveblog: Liveblog, story_id: int, after: int
+) -> AsyncIterator[tuple[bytes, int]]:
+    """Every logged event after ``after``, in order, with its sequence number."""
+    while True:
+        async with liveblog.db.session() as session:
+            batch = await store.events_after(session, story_id, after, limit=REPLAY_BATCH)
+        for event in batch:
+            after = event.seq
+            yield events.encode(event).data, after
+        if len(batch) < REPLAY_BATCH:
+            return
 
 
 async def _frames(
     liveblog: Liveblog, story_id: int, last_event_id: int | None
 ) -> AsyncIterator[bytes]:
     async with liveblog.hub.subscribe(story_id) as subscription:
-        yield events.retry_frame(liveblog.settings.retry_ms)
+        # Read the story's position before the first byte: a client that has seen the
+        # retry line must get every event committed after it.
         async with liveblog.db.session() as session:
-            story = await session.get(store.Story, story_id)
+            story = await session.get(Story, story_id)
         if story is None:
             return
+        yield events.retry_frame(liveblog.settings.retry_ms)
         # An id from the future (say, a database restored from backup) counts as "now".
         last = story.last_seq if last_event_id is None else min(last_event_id, story.last_seq)
-        last_closes = False
-        while True:
-            async with liveblog.db.session() as session:
-                batch = await store.events_after(session, story_id, last, limit=REPLAY_BATCH)
-            for event in batch:
-                yield events.encode(event).data
-                last = event.seq
-                last_closes = event.closes
-            if len(batch) < REPLAY_BATCH:
-                break
-        if last_closes:
-            return  # the log ends with the story's end: the stream ends too
+        async for frame_data, seq in _replay(liveblog, story_id, last):
+            yield frame_data
+            last = seq
+        async with liveblog.db.session() as session:
+            story = await session.get(Story, story_id)
+        if story is None or story.status == StoryStatus.ended:
+            # Ended (perhaps while we replayed): send what the log holds up to now,
+            # which includes the end itself, and close.
+            async for frame_data, _seq in _replay(liveblog, story_id, last):
+                yield frame_data
+            return
         while True:
             frame = await subscription.next()
             if frame is None:
@@ -90,3 +107,6 @@ async def _frames(
             last = frame.seq
             if frame.closes:
                 return
+
+
+routes = [Route("/stories/{slug}/events", story_events)]

@@ -49,7 +49,11 @@ export function startLiveTimeline(root, options = {}) {
       const article = fragment(data.html);
       const existing = findArticle(data.id);
       if (existing) existing.replaceWith(article);
-      else timeline.prepend(decorate(article, data));
+      else {
+        const node = decorate(article, data);
+        node.classList.add("is-new");
+        timeline.prepend(node);
+      }
       root.querySelector("[data-empty]")?.remove();
       touchLastUpdated(data.created_at);
     },
