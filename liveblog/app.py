@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,19 +15,42 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from liveblog import events, schema, store
+from liveblog import embedding, events, schema, store
 from liveblog.auth import Csrf
+from liveblog.cors import PublicReadCors
 from liveblog.db import Database
+from liveblog.gc_tuning import tune_for_serving
+from liveblog.headers import SecurityHeaders
 from liveblog.hub import Hub, backend_from_url
+from liveblog.hub.presence import Presence
 from liveblog.limits import BodySizeLimit, BodyTooLarge
+from liveblog.media import MediaStore
+from liveblog.models import Story
 from liveblog.newsroom import Newsroom
+from liveblog.ratelimit import LoginThrottle, MemoryLimiter
 from liveblog.render import STATIC_DIR, Renderer, make_templates
 from liveblog.settings import Settings
 from liveblog.state import Liveblog, get_liveblog
-from liveblog.views import api, desk, reader, stream
+from liveblog.stats import ReaderStats
+from liveblog.streamcap import StreamCap
+from liveblog.streams import Streams
+from liveblog.views import (
+    accounts,
+    api,
+    authors,
+    desk,
+    desk_stats,
+    embed,
+    history,
+    reader,
+    stream,
+    uploads,
+)
 from liveblog.views.common import LoginRequired, redirect, render
 
 log = logging.getLogger("liveblog")
+
+HEALTH_TIMEOUT = 5.0  # seconds; a load balancer's health check must get an answer
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -34,7 +58,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = Database(settings.sqlalchemy_url())
+        db = Database(
+            settings.sqlalchemy_url(),
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         try:
             await schema.ensure_current(db.engine, migrate=settings.migrate)
         except BaseException:
@@ -46,14 +74,36 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 found = await store.events_after(session, story_id, after, before=before)
             return [events.encode(event) for event in found]
 
+        async def load_last_seq(story_id: int) -> int:
+            async with db.session() as session:
+                story = await session.get(Story, story_id)
+            return story.last_seq if story is not None else 0
+
         hub = Hub(
             backend_from_url(settings.broadcast_url),
             load_frames=load_frames,
+            load_last_seq=load_last_seq,
             backlog=settings.stream_backlog,
         )
-        await hub.start()
+        try:
+            await hub.start()
+        except BaseException:
+            await db.close()
+            raise
+        presence = Presence(hub, interval=settings.presence_interval)
+        await presence.start()
+        stats = ReaderStats(db, presence, interval=settings.presence_interval)
+        await stats.start()
+        streams = Streams(
+            hub,
+            heartbeat=settings.heartbeat_interval,
+            send_timeout=settings.stream_send_timeout,
+        )
+        await streams.start()
         secret = settings.resolved_secret()
-        renderer = Renderer(make_templates())
+        renderer = Renderer(make_templates(embedding.template_globals()))
+        # /media is served from here: StaticFiles answers 500 while it does not exist.
+        settings.media_dir().mkdir(parents=True, exist_ok=True)
         app.state.liveblog = Liveblog(
             settings=settings,
             db=db,
@@ -62,11 +112,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
             renderer=renderer,
             csrf=Csrf(secret),
             newsroom=Newsroom(db, hub, renderer),
+            presence=presence,
+            stats=stats,
+            media=MediaStore(
+                settings.media_dir(), settings.media_url, max_bytes=settings.max_upload_bytes
+            ),
+            login_throttle=login_throttle(settings),
+            streams=streams,
         )
         try:
             yield
         finally:
+            await stats.stop()
+            await presence.stop()
             await hub.stop()
+            await streams.stop()
             await db.close()
 
     routes = [
@@ -74,12 +134,31 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *reader.routes,
         *stream.routes,
         *desk.routes,
+        *accounts.routes,
+        *history.routes,
         *api.routes,
+        *embed.routes,
+        *authors.routes,
+        *uploads.routes,
+        *desk_stats.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        # Uploaded images; with LIVEBLOG_MEDIA_URL on a CDN this is its origin.
+        Mount("/media", StaticFiles(directory=settings.media_dir(), check_dir=False), name="media"),
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
+        middleware=[
+            # Outermost, so every response gets the headers (413 and 429 too).
+            Middleware(SecurityHeaders, https=settings.https),
+            Middleware(StreamCap, max_per_client=settings.max_streams_per_client),
+            Middleware(
+                BodySizeLimit,
+                max_bytes=settings.max_body_bytes,
+                uploads=uploads.UPLOAD_PATHS,
+                max_upload_bytes=settings.max_upload_bytes,
+            ),
+            Middleware(PublicReadCors),
+        ],
         exception_handlers={
             HTTPException: http_error,
             LoginRequired: login_required,
@@ -93,9 +172,14 @@ async def healthz(request: Request) -> Response:
     liveblog = get_liveblog(request)
     checks = {"database": "ok", "broadcast": "ok"}
     try:
-        await liveblog.db.ping()
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            await liveblog.db.ping()
     except Exception as exc:  # report, don't crash: this is what monitoring reads
         checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        await liveblog.hub.check()
+    except Exception as exc:
+        checks["broadcast"] = f"error: {exc}"
     ok = all(value == "ok" for value in checks.values())
     status = 200 if ok else 503
     return JSONResponse({"status": "ok" if ok else "error", **checks}, status_code=status)
@@ -133,6 +217,15 @@ async def body_too_large(request: Request, exc: Exception) -> Response:
     return Response(message, status_code=413, media_type="text/plain")
 
 
+def login_throttle(settings: Settings) -> LoginThrottle:
+    window = settings.login_window_seconds
+    return LoginThrottle(
+        per_account=MemoryLimiter(limit=settings.login_attempts_per_account, window=window),
+        per_address=MemoryLimiter(limit=settings.login_attempts_per_address, window=window),
+    )
+
+
 def app_from_environment() -> Starlette:
     """For ``uvicorn --factory liveblog.app:app_from_environment`` (and ``serve --reload``)."""
+    tune_for_serving()  # this process serves the app: see liveblog/gc_tuning.py
     return create_app(Settings())

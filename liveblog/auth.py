@@ -22,12 +22,14 @@ from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 
 from liveblog.models import ApiToken, LoginSession, Role, User, utcnow
+from liveblog.plaintext import forbidden_character
 
 SESSION_COOKIE = "liveblog_session"
 CSRF_COOKIE = "liveblog_csrf"
@@ -35,6 +37,8 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 USERNAME_RE = r"^[a-z0-9][a-z0-9_.-]{0,39}$"
 MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+MAX_DISPLAY_NAME = 100
 
 _hasher = PasswordHasher()
 
@@ -66,6 +70,10 @@ class UserError(ValueError):
     pass
 
 
+class UserExists(UserError):
+    pass
+
+
 async def create_user(
     session: AsyncSession,
     *,
@@ -77,14 +85,13 @@ async def create_user(
     username = username.strip().lower()
     if not re.fullmatch(USERNAME_RE, username):
         raise UserError("username: 1-40 lowercase letters, digits, '.', '_' or '-'")
-    if len(password) < MIN_PASSWORD:
-        raise UserError(f"password must be at least {MIN_PASSWORD} characters")
+    check_new_password(password)
     existing = (await session.exec(select(User).where(User.username == username))).first()
     if existing is not None:
-        raise UserError(f"user {username!r} already exists")
+        raise UserExists(f"user {username!r} already exists")
     user = User(
         username=username,
-        display_name=(display_name or username).strip()[:100] or username,
+        display_name=clean_display_name(display_name, fallback=username),
         password_hash=hash_password(password),
         role=role,
     )
@@ -93,10 +100,50 @@ async def create_user(
     return user
 
 
+def check_new_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"password must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise UserError(f"password must be at most {MAX_PASSWORD} characters")
+    if forbidden_character(password) is not None:
+        raise UserError("password must not contain control characters")
+
+
+def clean_display_name(display_name: str | None, *, fallback: str) -> str:
+    name = (display_name or "").strip()
+    if len(name) > MAX_DISPLAY_NAME:
+        raise UserError(f"display name must be at most {MAX_DISPLAY_NAME} characters")
+    if forbidden_character(name) is not None:
+        raise UserError("display name must not contain control characters")
+    return name or fallback
+
+
+async def set_password(session: AsyncSession, user: User, password: str) -> None:
+    """A new password (an admin's reset): every login of the user ends."""
+    check_new_password(password)
+    user.password_hash = hash_password(password)
+    session.add(user)
+    assert user.id is not None
+    await end_all_logins(session, user.id)
+
+
+async def set_active(session: AsyncSession, user: User, active: bool) -> None:
+    """Deactivation takes effect at once: logins and tokens are checked against
+    ``active`` on every request, and the user's logins are also deleted."""
+    user.active = active
+    session.add(user)
+    if not active:
+        assert user.id is not None
+        await end_all_logins(session, user.id)
+
+
 async def authenticate(session: AsyncSession, username: str, password: str) -> User | None:
-    user = (
-        await session.exec(select(User).where(User.username == username.strip().lower()))
-    ).first()
+    username = username.strip().lower()
+    user = None
+    # A name no account can have is not looked up (PostgreSQL refuses NUL bytes in a
+    # query), but still costs one hash verification like any other failure.
+    if re.fullmatch(USERNAME_RE, username):
+        user = (await session.exec(select(User).where(User.username == username))).first()
     ok = verify_password(None if user is None else user.password_hash, password)
     if user is None or not ok or not user.active:
         return None
@@ -143,6 +190,15 @@ async def end_login(session: AsyncSession, token: str) -> None:
         await session.delete(row)
 
 
+async def end_all_logins(session: AsyncSession, user_id: int) -> None:
+    """Log a user out everywhere (deactivation, a password reset)."""
+    await session.exec(
+        sql_delete(LoginSession)
+        .where(col(LoginSession.user_id) == user_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
 # --- API tokens ----------------------------------------------------------------------
 
 TOKEN_PREFIX = "lb_"
@@ -157,6 +213,33 @@ async def create_api_token(
         ApiToken(user_id=user.id, name=name[:100], token_hash=digest(token), read_only=read_only)
     )
     return token
+
+
+async def list_api_tokens(
+    session: AsyncSession, *, owner: User | None
+) -> list[tuple[ApiToken, User]]:
+    """Tokens newest first, with their users: one user's, or everyone's (owner=None)."""
+    query = (
+        select(ApiToken, User)
+        .join(User, col(User.id) == ApiToken.user_id)
+        .order_by(col(ApiToken.id).desc())
+    )
+    if owner is not None:
+        query = query.where(ApiToken.user_id == owner.id)
+    return [(token, user) for token, user in (await session.exec(query)).all()]
+
+
+async def revoke_api_token(session: AsyncSession, token_id: int, *, by: User) -> bool:
+    """Revoke a token of ``by`` (any token, for an admin). False if there is none such."""
+    if not 0 < token_id < 2**63:
+        return False
+    token = await session.get(ApiToken, token_id)
+    if token is None or (by.role != Role.admin and token.user_id != by.id):
+        return False
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.add(token)
+    return True
 
 
 async def user_for_api_token(session: AsyncSession, token: str) -> tuple[User, ApiToken] | None:
@@ -197,7 +280,8 @@ class Csrf:
         return hmac.new(self._key, cookie_value.encode(), hashlib.sha256).hexdigest()
 
     def check_token(self, cookie_value: str | None, submitted: str | None) -> bool:
-        if not cookie_value or not submitted:
+        # (compare_digest refuses non-ASCII str, and no real token has any.)
+        if not cookie_value or not submitted or not submitted.isascii():
             return False
         return hmac.compare_digest(self.token_for(cookie_value), submitted)
 

@@ -17,6 +17,8 @@ from sqlmodel import select
 from liveblog import __version__, auth, schema
 from liveblog.app import create_app
 from liveblog.db import Database
+from liveblog.gc_tuning import tune_for_serving
+from liveblog.hub import backend_from_url
 from liveblog.models import Role, User
 from liveblog.settings import Settings
 from liveblog.state import Liveblog
@@ -104,14 +106,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "but the broadcast URL is memory://, which only reaches readers connected to "
             "the same process: updates posted through one worker would never reach readers "
             "of another. Run a single worker, or set LIVEBLOG_BROADCAST_URL to a redis:// "
-            "or postgres:// URL (those backends are not available in this version yet).",
+            "or postgres:// URL.",
             status=2,
         )
+    try:
+        backend_from_url(settings.broadcast_url)  # its client library is installed?
+    except ValueError as exc:
+        raise CommandError(str(exc), status=2) from None
     asyncio.run(_check_schema(settings))
     options: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "info"}
     if args.reload or args.workers > 1:
         uvicorn.run(FACTORY, factory=True, reload=args.reload, workers=args.workers, **options)
     else:
+        tune_for_serving()
         uvicorn.run(create_app(settings), **options)
     return 0
 

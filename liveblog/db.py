@@ -1,4 +1,8 @@
-"""Database engine and sessions. Nothing is global: ``Database`` is made per app."""
+"""Database engine and sessions. Nothing is global: ``Database`` is made per app.
+
+SQLite (aiosqlite) by default; PostgreSQL through psycopg 3's async driver
+(``Settings.sqlalchemy_url`` maps ``postgres://`` and ``postgresql://`` to it).
+"""
 
 from __future__ import annotations
 
@@ -25,12 +29,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = 5, max_overflow: int = 10
+    ) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite and self.url.database and self.url.database != ":memory:":
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: AsyncEngine = create_async_engine(url, echo=echo, pool_pre_ping=True)
+        options: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+        if self.url.get_backend_name() == "postgresql":
+            # Named in pg_stat_activity, so an operator can tell the app's connections
+            # from the broadcast backend's LISTEN connection.
+            options["connect_args"] = {"application_name": "liveblog"}
+            # Per process: with many processes, their sum must stay under the server's
+            # max_connections (or a pooler's), see docs/scaling.md.
+            options["pool_size"] = pool_size
+            options["max_overflow"] = max_overflow
+        self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(

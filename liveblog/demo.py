@@ -5,12 +5,16 @@ Storm Aurelia, Port Wennick and everyone quoted below are made up.
 
 from __future__ import annotations
 
+import io
 import secrets
+from datetime import timedelta
 
-from sqlmodel import select
+from PIL import Image, ImageDraw, ImageFont
+from sqlalchemy import update as sql_update
+from sqlmodel import col, select
 
 from liveblog import auth, store
-from liveblog.models import Role, StoryCreate, StoryStatus, UpdateCreate, User
+from liveblog.models import Role, Story, StoryCreate, StoryStatus, UpdateCreate, User, utcnow
 from liveblog.state import Liveblog
 
 DEMO_USERNAME = "demo"
@@ -146,6 +150,38 @@ DEMO_UPDATES: tuple[UpdateCreate, ...] = (
 )
 
 
+# Minutes before "now" at which each update above was posted: a storm afternoon.
+DEMO_MINUTES_AGO = (178, 171, 152, 140, 126, 109, 94, 71, 55, 38, 21, 6)
+DEMO_IMAGE = {
+    "image_alt": "Map of the coast with Storm Aurelia's forecast track crossing it near "
+    "Port Wennick",
+    "image_caption": "Storm Aurelia's forecast track: the centre crosses the coast just "
+    "south of Port Wennick.",
+    "image_credit": "Graphic: Coastal Weather Service (illustration)",
+}
+
+
+def forecast_graphic() -> bytes:
+    """A simple forecast-track map, drawn here so the demo shows an image offline."""
+    width, height = 1200, 675
+    image = Image.new("RGB", (width, height), (32, 86, 138))
+    draw = ImageDraw.Draw(image)
+    land = [(560, 0), (1200, 0), (1200, 675), (700, 675), (640, 560), (690, 430), (610, 300),
+            (650, 170)]  # fmt: skip
+    draw.polygon(land, fill=(205, 198, 170), outline=(120, 110, 90))
+    track = [(90, 620), (260, 520), (420, 420), (560, 350), (660, 300), (820, 230), (1010, 150)]
+    draw.line(track, fill=(255, 255, 255), width=6, joint="curve")
+    for x, y in track:
+        draw.ellipse((x - 14, y - 14, x + 14, y + 14), fill=(200, 30, 40), outline="white")
+    draw.ellipse((668, 278, 690, 300), fill=(20, 20, 20))
+    font = ImageFont.load_default(size=30)
+    draw.text((700, 250), "Port Wennick", fill=(20, 20, 20), font=font)
+    draw.text((40, 30), "Storm Aurelia: forecast track", fill="white", font=font)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 async def seed_demo(liveblog: Liveblog) -> tuple[str, str]:
     """Create (or refresh) the demo editor and story; returns the editor's login."""
     password = secrets.token_urlsafe(12)
@@ -169,11 +205,26 @@ async def seed_demo(liveblog: Liveblog) -> tuple[str, str]:
     async with liveblog.db.session() as session:
         story = await store.get_story(session, DEMO_SLUG)
         posted = 0 if story is None else await store.count_updates(session, story)
+    now = utcnow()
+    started = now - timedelta(minutes=DEMO_MINUTES_AGO[0] + 4)
     if story is None:
-        await liveblog.newsroom.create_story(DEMO_STORY, actor=user)
+        story = await liveblog.newsroom.create_story(DEMO_STORY, actor=user)
+        async with liveblog.db.transaction() as session:
+            # The coverage began before its first update (the demo's times are spread out).
+            await session.exec(
+                sql_update(Story)
+                .where(col(Story.id) == story.id)
+                .values(created_at=started, started_at=started)
+            )
     # An existing story that already has updates is left alone: re-running the demo
     # must not post the timeline twice (or undo an editor's changes to it).
-    if posted == 0 and (story is None or story.status != StoryStatus.ended):
-        for update in DEMO_UPDATES:
-            await liveblog.newsroom.post_update(DEMO_SLUG, update, author=user)
+    if posted == 0 and story.status != StoryStatus.ended:
+        graphic = await liveblog.media.save(forecast_graphic())
+        image: dict[str, str | int] = {**DEMO_IMAGE, "image_url": graphic.url}
+        image |= {"image_width": graphic.width, "image_height": graphic.height}
+        for n, (update, minutes) in enumerate(zip(DEMO_UPDATES, DEMO_MINUTES_AGO, strict=True)):
+            data = update.model_copy(update=image) if n == 0 else update
+            await liveblog.newsroom.post_update(
+                DEMO_SLUG, data, author=user, created_at=now - timedelta(minutes=minutes)
+            )
     return DEMO_USERNAME, password

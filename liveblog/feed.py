@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from urllib.parse import urljoin
 
@@ -9,6 +10,7 @@ from liveblog.models import Story, Update, User, iso
 from liveblog.render import Renderer
 
 ATOM = "http://www.w3.org/2005/Atom"
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def atom(
@@ -19,7 +21,9 @@ def atom(
     def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
         element = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
         if text is not None:
-            element.text = text
+            # Input validation refuses these characters; rows stored before it did (or
+            # written around it) must still not make the whole feed unreadable.
+            element.text = xml_text(text)
         return element
 
     story_url = urljoin(base_url, f"/stories/{story.slug}")
@@ -39,7 +43,7 @@ def atom(
         url = f"{story_url}/updates/{update.id}"
         entry = sub(root, "entry")
         sub(entry, "id", url)
-        sub(entry, "title", update.headline or _first_words(update.body))
+        sub(entry, "title", update.headline or first_words(update.body))
         sub(entry, "published", iso(update.created_at))
         sub(entry, "updated", iso(update.edited_at or update.created_at))
         sub(sub(entry, "author"), "name", author.display_name)
@@ -51,6 +55,11 @@ def atom(
     return document
 
 
-def _first_words(text: str, limit: int = 80) -> str:
+def xml_text(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot carry at all."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def first_words(text: str, limit: int = 80) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"

@@ -12,11 +12,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import Field as InputField
 from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from liveblog.media import check_image_url
+from liveblog.plaintext import check_plain_text
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MAX_SLUG = 80
@@ -201,6 +204,12 @@ class LoginSession(SQLModel, table=True):
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    @field_validator("*")
+    @classmethod
+    def _plain_text(cls, value: Any) -> Any:
+        # Control characters are refused in every text field (see liveblog/plaintext.py).
+        return check_plain_text(value, "text") if isinstance(value, str) else value
+
 
 def _check_slug(value: str | None) -> str | None:
     if value is None:
@@ -246,7 +255,45 @@ class StoryPatch(_Input):
         return None if value is None else _non_empty(value, "title")
 
 
-class UpdateCreate(_Input):
+IMAGE_FIELDS = (
+    "image_url",
+    "image_alt",
+    "image_caption",
+    "image_credit",
+    "image_width",
+    "image_height",
+)
+
+
+class _ImageInput(_Input):
+    """An optional image: an upload's URL (``POST /api/media``) or any http(s) image."""
+
+    image_url: str | None = InputField(default=None, max_length=MAX_URL)
+    image_alt: str | None = InputField(default=None, max_length=MAX_CAPTION)
+    image_caption: str | None = InputField(default=None, max_length=MAX_CAPTION)
+    image_credit: str | None = InputField(default=None, max_length=MAX_CAPTION)
+    # Filled in for uploads; for linked images they let the page reserve the space.
+    image_width: int | None = InputField(default=None, ge=1, le=20_000)
+    image_height: int | None = InputField(default=None, ge=1, le=20_000)
+
+    @field_validator("image_url")
+    @classmethod
+    def _image_url(cls, value: str | None) -> str | None:
+        return check_image_url(value) if value else None
+
+    @field_validator("image_alt", "image_caption", "image_credit")
+    @classmethod
+    def _image_text(cls, value: str | None) -> str | None:
+        return value or None
+
+    @model_validator(mode="after")
+    def _size_in_pairs(self) -> _ImageInput:
+        if (self.image_width is None) != (self.image_height is None):
+            raise ValueError("give image_width and image_height together")
+        return self
+
+
+class UpdateCreate(_ImageInput):
     body: str = InputField(max_length=MAX_BODY)
     headline: str | None = InputField(default=None, max_length=MAX_HEADLINE)
     key_event: bool = False
@@ -262,8 +309,17 @@ class UpdateCreate(_Input):
     def _headline(cls, value: str | None) -> str | None:
         return value or None
 
+    @model_validator(mode="after")
+    def _image_parts_need_an_image(self) -> UpdateCreate:
+        parts = [name for name in IMAGE_FIELDS[1:] if getattr(self, name) is not None]
+        if parts and self.image_url is None:
+            raise ValueError(f"{', '.join(parts)} given without an image_url")
+        return self
 
-class UpdatePatch(_Input):
+
+class UpdatePatch(_ImageInput):
+    """Only the fields given change; ``"image_url": null`` removes the image."""
+
     body: str | None = InputField(default=None, max_length=MAX_BODY)
     headline: str | None = InputField(default=None, max_length=MAX_HEADLINE)
     key_event: bool | None = None
@@ -307,4 +363,14 @@ def update_public(update: Update, author: User | None) -> dict[str, Any]:
         "author": None if author is None else author.display_name,
         "created_at": iso(update.created_at),
         "edited_at": iso(update.edited_at),
+        "image": None
+        if update.image_url is None
+        else {
+            "url": update.image_url,
+            "alt": update.image_alt,
+            "caption": update.image_caption,
+            "credit": update.image_credit,
+            "width": update.image_width,
+            "height": update.image_height,
+        },
     }

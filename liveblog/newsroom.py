@@ -9,6 +9,7 @@ that story lets every hub fill the gap from the log.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -55,12 +56,19 @@ class Newsroom:
         await self._publish(events)
         return story
 
-    async def post_update(self, slug: str, data: UpdateCreate, *, author: User) -> Update:
+    async def post_update(
+        self, slug: str, data: UpdateCreate, *, author: User, created_at: datetime | None = None
+    ) -> Update:
         try:
             async with self.db.transaction() as session:
                 story = await _locked(session, slug)
                 update, events = await store.post_update(
-                    session, story=story, data=data, author=author, renderer=self.renderer
+                    session,
+                    story=story,
+                    data=data,
+                    author=author,
+                    renderer=self.renderer,
+                    created_at=created_at,
                 )
         except IntegrityError as exc:  # two editors pinning at the same instant
             raise Conflict("another update was pinned at the same moment; try again") from exc

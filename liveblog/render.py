@@ -7,6 +7,7 @@ a reader's browser executes.
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ from typing import Any
 import nh3
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
+
+from liveblog.media import srcset
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h3", "h4", "hr", "i",
@@ -35,10 +39,33 @@ TEMPLATES_DIR = _package_or_repo_dir("templates")
 STATIC_DIR = _package_or_repo_dir("static")
 
 
+# A quote's last line "— Name" is its attribution: styled apart in a pull quote.
+ATTRIBUTION_CLASS = "quote-attribution"
+_ATTRIBUTION_DASHES = ("\u2014", "\u2013", "\u2015", "--")  # em, en, bar, two hyphens
+
+
+def _mark_quote_attributions(state: StateCore) -> None:
+    depth = 0
+    tokens = state.tokens
+    for token, following in itertools.pairwise(tokens):
+        if token.type == "blockquote_open":
+            depth += 1
+        elif token.type == "blockquote_close":
+            depth -= 1
+        elif (
+            depth
+            and token.type == "paragraph_open"
+            and following.type == "inline"
+            and following.content.startswith(_ATTRIBUTION_DASHES)
+        ):
+            token.attrSet("class", ATTRIBUTION_CLASS)
+
+
 class MarkdownRenderer:
     def __init__(self) -> None:
         self._md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": True})
         self._md.enable(["table", "strikethrough", "replacements", "smartquotes"])
+        self._md.core.ruler.push("quote_attribution", _mark_quote_attributions)
 
     def __call__(self, source: str) -> str:
         return sanitize(self._md.render(source))
@@ -50,6 +77,7 @@ def sanitize(html: str) -> str:
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
+        tag_attribute_values={"p": {"class": {ATTRIBUTION_CLASS}}},
         link_rel="nofollow noopener",
         strip_comments=True,
     )
@@ -77,6 +105,7 @@ def make_templates(globals_: dict[str, Any] | None = None) -> Environment:
     env.filters["isoformat"] = _isoformat
     env.filters["clock"] = _clock
     env.filters["long_date"] = _long_date
+    env.filters["srcset"] = srcset
     env.globals.update(globals_ or {})
     return env
 

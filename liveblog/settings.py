@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_FILE = "secret_key"
+BROADCAST_SCHEMES = {"memory", "redis", "rediss", "postgres", "postgresql"}
 
 
 class Settings(BaseSettings):
@@ -25,11 +26,21 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL; defaults to a SQLite file in the data directory.",
+        description="sqlite:///path or postgresql://user@host/db; defaults to SQLite in data_dir.",
+    )
+    database_pool_size: int = Field(
+        default=5,
+        ge=1,
+        description="Database connections each process keeps open (PostgreSQL).",
+    )
+    database_max_overflow: int = Field(
+        default=10,
+        ge=0,
+        description="Extra database connections a process may open at a peak (PostgreSQL).",
     )
     broadcast_url: str = Field(
         default="memory://",
-        description="Broadcast backend: memory:// (one process).",
+        description="Broadcast backend: memory:// (one process), redis://, postgres://.",
     )
     secret_key: SecretStr | None = Field(
         default=None,
@@ -62,20 +73,66 @@ class Settings(BaseSettings):
         default=False, description="Apply pending schema migrations when the server starts."
     )
     session_days: int = Field(default=14, ge=1, description="Editor login lifetime in days.")
+    login_attempts_per_account: int = Field(
+        default=10, ge=1, description="Login attempts one account may get per login window."
+    )
+    login_attempts_per_address: int = Field(
+        default=100, ge=1, description="Login attempts one client address may make per window."
+    )
+    login_window_seconds: int = Field(
+        default=900, ge=1, description="The sliding window of the login attempt limits."
+    )
+    max_streams_per_client: int = Field(
+        # Off by default: behind a proxy whose address uvicorn does not trust for
+        # X-Forwarded-For, every reader shares the proxy's address.
+        default=0,
+        ge=0,
+        description="Concurrent event streams one client address may hold (0: no cap).",
+    )
+    media_url: str = Field(
+        default="/media/",
+        description="URL prefix of uploaded images (point it at a CDN or object store later).",
+    )
+    max_upload_bytes: int = Field(
+        default=10_485_760, ge=1024, description="Largest image upload accepted (else 413)."
+    )
+    presence_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between each process's reader-count broadcasts (desk stats).",
+    )
 
     @field_validator("broadcast_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
         scheme = value.split("://", 1)[0]
-        if scheme not in {"memory"}:
-            raise ValueError(f"unsupported broadcast backend {scheme!r}; use memory://")
+        if scheme not in BROADCAST_SCHEMES:
+            raise ValueError(
+                f"unsupported broadcast backend {scheme!r}; use memory://, redis:// "
+                "or postgres://"
+            )
         return value
+
+    @field_validator("media_url")
+    @classmethod
+    def _media_url(cls, value: str) -> str:
+        if not value.startswith(("/", "https://", "http://")) or value.startswith("//"):
+            raise ValueError("media_url must be a path (/media/) or an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    def media_dir(self) -> Path:
+        """Uploaded images live here, served under ``media_url``."""
+        return self.data_dir / "media"
 
     def sqlalchemy_url(self) -> str:
         """The async SQLAlchemy URL for the configured (or default) database."""
         url = self.database_url or f"sqlite:///{self.data_dir / 'liveblog.db'}"
         if url.startswith("sqlite:"):
             return "sqlite+aiosqlite:" + url[len("sqlite:") :]
+        # PostgreSQL through psycopg 3 (async); "postgres://" is what many hosts hand out.
+        for plain in ("postgresql:", "postgres:"):
+            if url.startswith(plain):
+                return "postgresql+psycopg:" + url[len(plain) :]
         return url
 
     def resolved_secret(self) -> str:

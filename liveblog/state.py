@@ -10,9 +10,14 @@ from starlette.requests import HTTPConnection
 from liveblog.auth import Csrf
 from liveblog.db import Database
 from liveblog.hub import Hub
+from liveblog.hub.presence import Presence
+from liveblog.media import MediaStore
 from liveblog.newsroom import Newsroom
+from liveblog.ratelimit import LoginThrottle
 from liveblog.render import Renderer
 from liveblog.settings import Settings
+from liveblog.stats import ReaderStats
+from liveblog.streams import Streams
 
 
 @dataclass
@@ -24,6 +29,11 @@ class Liveblog:
     renderer: Renderer
     csrf: Csrf
     newsroom: Newsroom
+    presence: Presence
+    stats: ReaderStats
+    media: MediaStore
+    login_throttle: LoginThrottle
+    streams: Streams
 
 
 def get_liveblog(conn: HTTPConnection) -> Liveblog:

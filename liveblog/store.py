@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from sqlalchemy import func
 from sqlalchemy import update as sql_update
@@ -21,9 +22,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from liveblog import revisions
 from liveblog.events import dump_payload
 from liveblog.models import (
+    IMAGE_FIELDS,
     MAX_SLUG,
+    SLUG_RE,
     EventKind,
     Story,
     StoryCreate,
@@ -39,6 +43,8 @@ from liveblog.models import (
     utcnow,
 )
 from liveblog.render import Renderer
+
+Order = Literal["newest", "oldest"]
 
 
 class StoreError(Exception):
@@ -57,6 +63,8 @@ class Conflict(StoreError):
 
 
 async def get_story(session: AsyncSession, slug: str, *, lock: bool = False) -> Story | None:
+    if not SLUG_RE.fullmatch(slug):
+        return None  # no story has it; and PostgreSQL refuses some strings (NUL) outright
     query = select(Story).where(Story.slug == slug)
     if lock:
         # Postgres: serialise writers to one story. SQLite ignores FOR UPDATE; there
@@ -86,7 +94,24 @@ async def list_stories(
     return list((await session.exec(query)).all())
 
 
+async def story_versions(
+    session: AsyncSession, *, statuses: Sequence[StoryStatus], limit: int = 50
+) -> list[tuple[int, int]]:
+    """``(id, last_seq)`` of what ``list_stories`` returns, in its order: a cache validator
+    for the list, read without loading the stories."""
+    query = (
+        select(Story.id, Story.last_seq)
+        .where(col(Story.status).in_(statuses))
+        .order_by(col(Story.updated_at).desc(), col(Story.id).desc())
+        .limit(limit)
+    )
+    rows = (await session.exec(query)).all()
+    return [(int(story_id or 0), last_seq) for story_id, last_seq in rows]
+
+
 async def get_update(session: AsyncSession, story: Story, update_id: int) -> Update | None:
+    if not 0 < update_id < 2**63:
+        return None  # out of any database's integer range: no such update
     query = select(Update).where(
         Update.id == update_id, Update.story_id == story.id, col(Update.deleted_at).is_(None)
     )
@@ -94,19 +119,50 @@ async def get_update(session: AsyncSession, story: Story, update_id: int) -> Upd
 
 
 async def updates_page(
-    session: AsyncSession, story: Story, *, before: int | None = None, limit: int = 20
+    session: AsyncSession,
+    story: Story,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int = 20,
+    order: Order = "newest",
 ) -> list[tuple[Update, User]]:
-    """Newest first; ``before`` is an update id (the cursor of "older updates")."""
+    """Newest first (``before``: the cursor of "older updates"), or oldest first
+    (``after``: the cursor of "newer updates")."""
     query = (
         select(Update, User)
         .join(User, col(User.id) == Update.author_id)
         .where(Update.story_id == story.id, col(Update.deleted_at).is_(None))
-        .order_by(col(Update.id).desc())
+        .order_by(col(Update.id).desc() if order == "newest" else col(Update.id).asc())
         .limit(limit)
     )
     if before is not None:
         query = query.where(col(Update.id) < before)
+    if after is not None:
+        query = query.where(col(Update.id) > after)
     return [(update, user) for update, user in (await session.exec(query)).all()]
+
+
+async def get_user_by_username(session: AsyncSession, username: str) -> User | None:
+    return (await session.exec(select(User).where(User.username == username))).first()
+
+
+async def updates_by_author(
+    session: AsyncSession, author: User, *, statuses: Sequence[StoryStatus], limit: int = 30
+) -> list[tuple[Update, Story]]:
+    """An author's newest updates across the stories in ``statuses``."""
+    query = (
+        select(Update, Story)
+        .join(Story, col(Story.id) == Update.story_id)
+        .where(
+            Update.author_id == author.id,
+            col(Update.deleted_at).is_(None),
+            col(Story.status).in_(statuses),
+        )
+        .order_by(col(Update.id).desc())
+        .limit(limit)
+    )
+    return [(update, story) for update, story in (await session.exec(query)).all()]
 
 
 async def pinned_update(session: AsyncSession, story: Story) -> tuple[Update, User] | None:
@@ -135,6 +191,23 @@ async def key_events(session: AsyncSession, story: Story, *, limit: int = 50) ->
         .limit(limit)
     )
     return list((await session.exec(query)).all())
+
+
+async def last_updated(session: AsyncSession, story: Story) -> datetime | None:
+    """When the newest update was posted or corrected (None: no updates yet)."""
+    query = select(Update.created_at, Update.edited_at).where(
+        Update.story_id == story.id, col(Update.deleted_at).is_(None)
+    )
+    latest = query.order_by(col(Update.id).desc()).limit(1)
+    edited = query.where(col(Update.edited_at).is_not(None))
+    edited = edited.order_by(col(Update.edited_at).desc()).limit(1)
+    moments = [
+        moment
+        for row in [*(await session.exec(latest)).all(), *(await session.exec(edited)).all()]
+        for moment in row
+        if moment is not None
+    ]
+    return max(moments, default=None)
 
 
 async def count_updates(session: AsyncSession, story: Story) -> int:
@@ -351,7 +424,9 @@ async def post_update(
     data: UpdateCreate,
     author: User,
     renderer: Renderer,
+    created_at: datetime | None = None,
 ) -> tuple[Update, list[StoryEvent]]:
+    """``created_at`` backdates the update; only the demo uses it (for realistic times)."""
     if story.status == StoryStatus.ended:
         raise Conflict("this story has ended; reopen it before posting")
     assert story.id is not None and author.id is not None
@@ -364,7 +439,8 @@ async def post_update(
         body_html=renderer.markdown(data.body),
         key_event=data.key_event,
         pinned=data.pinned,
-        created_at=utcnow(),
+        created_at=created_at or utcnow(),
+        **{name: getattr(data, name) for name in IMAGE_FIELDS},
     )
     session.add(update)
     await session.flush()
@@ -399,6 +475,7 @@ async def edit_update(
     update = await get_update(session, story, update_id)
     if update is None:
         raise NotFound("no such update in this story")
+    previous = revisions.snapshot(update)  # kept below if the content changes
     content_changed = False
     if patch.body is not None and patch.body != update.body:
         update.body = patch.body
@@ -410,10 +487,23 @@ async def edit_update(
     if patch.key_event is not None and patch.key_event != update.key_event:
         update.key_event = patch.key_event
         content_changed = True
+    # Image fields change when given; an image_url of null removes the image.
+    given = patch.model_fields_set
+    image = {name: getattr(update, name) for name in IMAGE_FIELDS}
+    if "image_url" in given and patch.image_url != update.image_url:
+        image["image_width"] = image["image_height"] = None  # another image's size
+    image.update({name: getattr(patch, name) for name in IMAGE_FIELDS if name in given})
+    if image["image_url"] is None:
+        image = dict.fromkeys(IMAGE_FIELDS)
+    for name, value in image.items():
+        if value != getattr(update, name):
+            setattr(update, name, value)
+            content_changed = True
     events: list[StoryEvent] = []
     author = await session.get(User, update.author_id)
     assert author is not None
     if content_changed:
+        await revisions.keep(session, previous, update)
         update.edited_at = utcnow()
         session.add(update)
         await session.flush()

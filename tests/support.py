@@ -91,11 +91,15 @@ class LiveServer:
 
 
 @contextmanager
-def run_server(app: Starlette) -> Iterator[LiveServer]:
-    """Serve ``app`` with a real uvicorn on a free port, in a thread with its own loop."""
+def run_server(app: Starlette, *, port: int = 0) -> Iterator[LiveServer]:
+    """Serve ``app`` with a real uvicorn on a free port, in a thread with its own loop.
+
+    ``port`` picks the port instead: a restart on the same port (and the same data dir)
+    is how the tests cut a stream and bring it back for clients that keep the address.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2, loop="asyncio"

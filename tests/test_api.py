@@ -6,9 +6,7 @@ of ``story``, ``update`` and ``story_event`` is taken before and after the reque
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import closing
 from typing import Any
 
 import httpx
@@ -19,6 +17,7 @@ from liveblog import auth, store
 from liveblog.models import UpdateCreate
 from liveblog.settings import Settings
 from liveblog.state import Liveblog
+from tests import services
 from tests.support import Editor, bearer, login
 
 pytestmark = pytest.mark.anyio
@@ -28,12 +27,12 @@ TABLES = ("story", "update", "story_event")
 
 
 def snapshot(settings: Settings) -> Snapshot:
-    """Every row of the content tables, straight from the SQLite file."""
-    with closing(sqlite3.connect(settings.data_dir / "liveblog.db")) as conn:
-        return {
-            table: conn.execute(f'SELECT * FROM "{table}" ORDER BY id').fetchall()
-            for table in TABLES
-        }
+    """Every row of the content tables, straight from the database (SQLite or PostgreSQL:
+    tests/test_postgres_api.py runs this module there too)."""
+    return {
+        table: services.rows(settings, f'SELECT * FROM "{table}" ORDER BY id')
+        for table in TABLES
+    }
 
 
 def assert_error(response: httpx.Response, status: int) -> str:

@@ -417,7 +417,7 @@ async def test_deleted_updates_disappear(client: httpx.AsyncClient, editor: Edit
     doc = await page(client, "/stories/flood")
     assert timeline_ids(doc) == [gone["id"], keep["id"]]
     assert pinned_ids(doc) == [gone["id"]]
-    assert doc.find_all("nav", class_="key-events")
+    assert "hidden" not in doc.find("nav", class_="key-events").attrs
 
     deleted = await client.delete(
         f"/api/stories/flood/updates/{gone['id']}", headers=bearer(editor.token)
@@ -430,7 +430,9 @@ async def test_deleted_updates_disappear(client: httpx.AsyncClient, editor: Edit
     assert timeline_ids(doc) == [keep["id"]]
     assert pinned_ids(doc) == []
     assert "hidden" in doc.find("section", data_pinned=True).attrs
-    assert not doc.find_all("nav", class_="key-events")
+    # The key events box stays on the page (the script fills it live), hidden and empty.
+    key_box = doc.find("nav", class_="key-events")
+    assert "hidden" in key_box.attrs and not key_box.find_all("li")
     assert (await client.get(f"/stories/flood/updates/{gone['id']}")).status_code == 404
     story = await api_story(client, editor, "flood")
     assert doc.find(data_live_story=True).attrs["data-seq"] == str(story["last_seq"])

@@ -21,14 +21,15 @@ from liveblog import store
 from liveblog.models import StoryStatus, Update, UpdateCreate, utcnow
 from liveblog.settings import Settings
 from liveblog.state import Liveblog
+from tests import services
 from tests.support import Editor, bearer
 
 pytestmark = pytest.mark.anyio
 
 
 def query(settings: Settings, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(settings.data_dir / "liveblog.db")) as conn:
-        return conn.execute(sql, params).fetchall()
+    # SQLite or PostgreSQL (tests/test_postgres_store.py runs this module there too).
+    return services.rows(settings, sql, *params)
 
 
 def seqs(settings: Settings, slug: str) -> list[int]:

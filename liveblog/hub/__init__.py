@@ -3,16 +3,51 @@
 from __future__ import annotations
 
 from liveblog.hub.backend import BroadcastBackend
-from liveblog.hub.core import Hub, HubStats, LoadFrames, Subscription
+from liveblog.hub.core import BroadcastDown, Hub, HubStats, LoadFrames, LoadLastSeq, Subscription
+
+# URL scheme -> (module, the install extra that brings its client library)
+SCHEMES = {
+    "memory": ("memory", None),
+    "redis": ("redis", "redis"),
+    "rediss": ("redis", "redis"),
+    "postgres": ("postgres", "postgres"),
+    "postgresql": ("postgres", "postgres"),
+}
 
 
 def backend_from_url(url: str) -> BroadcastBackend:
+    """The backend for a broadcast URL. Imported lazily: each needs its own client
+    library, installed with its extra (``pip install 'liveblog[redis]'``)."""
     scheme = url.split("://", 1)[0]
-    if scheme == "memory":
-        from liveblog.hub.memory import MemoryBackend
+    if scheme not in SCHEMES:
+        raise ValueError(f"unsupported broadcast backend {scheme!r}")
+    module, extra = SCHEMES[scheme]
+    try:
+        if module == "redis":
+            from liveblog.hub.redis import RedisBackend
 
-        return MemoryBackend()
-    raise ValueError(f"unsupported broadcast backend {scheme!r}")
+            return RedisBackend(url)
+        if module == "postgres":
+            from liveblog.hub.postgres import PostgresBackend
+
+            return PostgresBackend(url)
+    except ImportError as exc:
+        raise ValueError(
+            f"the {scheme}:// broadcast backend needs {exc.name}: "
+            f"pip install 'liveblog[{extra}]'"
+        ) from exc
+    from liveblog.hub.memory import MemoryBackend
+
+    return MemoryBackend()
 
 
-__all__ = ["BroadcastBackend", "Hub", "HubStats", "LoadFrames", "Subscription", "backend_from_url"]
+__all__ = [
+    "BroadcastBackend",
+    "BroadcastDown",
+    "Hub",
+    "HubStats",
+    "LoadFrames",
+    "LoadLastSeq",
+    "Subscription",
+    "backend_from_url",
+]

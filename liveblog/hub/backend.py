@@ -1,31 +1,61 @@
 """What a broadcast backend must do: move opaque messages between processes.
 
 Backends know nothing about stories, frames or readers. Fan-out to local streams,
-encoding, ordering, gap filling and backpressure all live once, in ``liveblog.hub.core``.
+encoding, ordering, gap filling, reconnecting and backpressure all live once, in
+``liveblog.hub.core``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 
 class BroadcastBackend(Protocol):
+    # False when messages must stay small (PostgreSQL NOTIFY payloads are capped near
+    # 8000 bytes): the hub then sends only "story seq" and receivers read the log.
+    carries_frames: bool
+
     async def connect(self) -> None:
-        """Open connections; called once when the app starts."""
+        """Open connections. Called when the app starts, and again by the hub after a
+        failure (following ``disconnect``): a fresh connection has no subscriptions."""
 
     async def disconnect(self) -> None:
-        """Close connections; ``listen`` then ends."""
+        """Close connections; ``listen`` then ends. Safe to call twice."""
 
     async def subscribe(self, channel: str) -> None:
-        """Start receiving messages published on ``channel`` (by any process)."""
+        """Receive messages published on ``channel`` (by any process) from the moment
+        this returns. Raises if the connection is down."""
 
     async def unsubscribe(self, channel: str) -> None:
-        """Stop receiving messages published on ``channel``."""
+        """Stop receiving messages published on ``channel`` from the moment this returns."""
 
     async def publish(self, channel: str, message: bytes) -> None:
         """Send ``message`` to every process subscribed to ``channel``."""
 
     def listen(self) -> AsyncIterator[tuple[str, bytes]]:
-        """Yield ``(channel, message)`` for the subscribed channels, until disconnected."""
+        """Yield ``(channel, message)`` for the subscribed channels. Ends after
+        ``disconnect``; raises when the connection is lost."""
         ...
+
+
+def split_namespace(url: str) -> tuple[str, str]:
+    """``redis://host/0?namespace=site`` -> (``redis://host/0``, ``"site:"``).
+
+    Channels are named after story ids, so two sites (or two test runs) sharing one
+    Redis server would hear each other's stories; a namespace keeps them apart.
+    """
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    names = [value for key, value in query if key == "namespace"]
+    rest = urlencode([(key, value) for key, value in query if key != "namespace"])
+    prefix = f"{names[-1]}:" if names and names[-1] else ""
+    return urlunsplit(parts._replace(query=rest)), prefix
+
+
+def connection_name(role: str, prefix: str) -> str:
+    """A client/application name for a backend connection, with the namespace in it."""
+    namespace = re.sub(r"[^A-Za-z0-9._-]", "", prefix.rstrip(":"))
+    return f"{role}-{namespace}"[:63] if namespace else role

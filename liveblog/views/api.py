@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from liveblog import auth, store
+from liveblog import auth, caching, store
 from liveblog.models import (
     Story,
     StoryCreate,
@@ -147,18 +147,34 @@ async def _update_json(request: Request, story: Story, update_id: int) -> dict[s
     return update_public(update, author)
 
 
+def _not_modified(request: Request, tag: str) -> Response | None:
+    """304 if the client holds this version already (checked before any other work)."""
+    if caching.is_fresh(request.headers, tag):
+        return caching.not_modified(tag, caching.PRIVATE)
+    return None
+
+
+def _json(request: Request, tag: str, body: Any) -> JSONResponse:
+    return JSONResponse(body, headers=caching.validator_headers(tag, caching.PRIVATE))
+
+
 @api_view()
 async def list_stories(request: Request, user: User) -> Response:
+    statuses = [StoryStatus.live, StoryStatus.draft, StoryStatus.ended]
     async with get_liveblog(request).db.session() as session:
-        stories = await store.list_stories(
-            session, statuses=[StoryStatus.live, StoryStatus.draft, StoryStatus.ended], limit=100
-        )
-    return JSONResponse({"stories": [story_public(story) for story in stories]})
+        versions = await store.story_versions(session, statuses=statuses, limit=100)
+        tag = caching.etag("api-stories", *(f"{sid}.{seq}" for sid, seq in versions))
+        if (cached := _not_modified(request, tag)) is not None:
+            return cached
+        stories = await store.list_stories(session, statuses=statuses, limit=100)
+    return _json(request, tag, {"stories": [story_public(story) for story in stories]})
 
 
 @api_view()
 async def get_story(request: Request, user: User) -> Response:
-    return JSONResponse(story_public(await _story_or_404(request)))
+    story = await _story_or_404(request)
+    tag = caching.etag("api-story", story.id, story.last_seq)
+    return _not_modified(request, tag) or _json(request, tag, story_public(story))
 
 
 @api_view()
@@ -167,17 +183,22 @@ async def list_updates(request: Request, user: User) -> Response:
     limit = _int_param(request, "limit", default=20, maximum=MAX_PAGE)
     before = _int_param(request, "before", default=None)
     assert limit is not None
+    tag = caching.etag("api-updates", story.id, story.last_seq, limit, before)
+    if (cached := _not_modified(request, tag)) is not None:
+        return cached
     async with get_liveblog(request).db.session() as session:
         rows = await store.updates_page(session, story, before=before, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return JSONResponse(
+    return _json(
+        request,
+        tag,
         {
             "story": story.slug,
             "last_seq": story.last_seq,
             "updates": [update_public(update, author) for update, author in rows],
             "next_before": rows[-1][0].id if more and rows else None,
-        }
+        },
     )
 
 
@@ -204,6 +225,7 @@ async def patch_story(request: Request, user: User) -> Response:
 async def post_update(request: Request, user: User) -> Response:
     story = await _story_or_404(request)
     data = await _body(request, UpdateCreate)
+    data = get_liveblog(request).media.with_size(data)
     update = await get_liveblog(request).newsroom.post_update(story.slug, data, author=user)
     assert update.id is not None
     body = update_public(update, user)
@@ -214,13 +236,18 @@ async def post_update(request: Request, user: User) -> Response:
 @api_view()
 async def get_update(request: Request, user: User) -> Response:
     story = await _story_or_404(request)
-    return JSONResponse(await _update_json(request, story, request.path_params["update_id"]))
+    update_id: int = request.path_params["update_id"]
+    # Every change to an update is an event of its story.
+    tag = caching.etag("api-update", story.id, story.last_seq, update_id)
+    if (cached := _not_modified(request, tag)) is not None:
+        return cached
+    return _json(request, tag, await _update_json(request, story, update_id))
 
 
 @api_view(write=True)
 async def patch_update(request: Request, user: User) -> Response:
     story = await _story_or_404(request)
-    patch = await _body(request, UpdatePatch)
+    patch = get_liveblog(request).media.with_size(await _body(request, UpdatePatch))
     update_id: int = request.path_params["update_id"]
     await get_liveblog(request).newsroom.edit_update(story.slug, update_id, patch, actor=user)
     return JSONResponse(await _update_json(request, story, update_id))

@@ -56,9 +56,23 @@ def csrf_token(request: Request) -> str:
     return get_liveblog(request).csrf.token_for(cookie)
 
 
+class _CsrfTokenOnDemand:
+    """``{{ csrf_token }}`` for templates: issued (with its cookie) only when a page writes
+    it out, so a page without a form sets no cookie and caches may share it."""
+
+    __slots__ = ("_request",)
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+
+    def __str__(self) -> str:
+        return csrf_token(self._request)
+
+
 def set_csrf_cookie(request: Request, response: Response) -> None:
-    cookie, fresh = _csrf_cookie(request)
-    if fresh:
+    """Send the CSRF cookie if this request issued one (a token was written out)."""
+    cookie: str | None = getattr(request.state, "new_csrf_cookie", None)
+    if cookie is not None:
         response.set_cookie(
             auth.CSRF_COOKIE,
             cookie,
@@ -100,7 +114,7 @@ async def render(
     full = {
         "request": request,
         "user": await current_user(request),
-        "csrf_token": csrf_token(request),
+        "csrf_token": _CsrfTokenOnDemand(request),
         "csrf_field": auth.CSRF_FIELD,
         **(context or {}),
     }

@@ -17,7 +17,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from liveblog import auth, store
+from liveblog.media import ImageRejected
 from liveblog.models import (
+    IMAGE_FIELDS,
     Story,
     StoryCreate,
     StoryPatch,
@@ -28,6 +30,7 @@ from liveblog.models import (
     update_public,
 )
 from liveblog.state import get_liveblog
+from liveblog.streamcap import client_address
 from liveblog.views.common import (
     checked_form,
     current_user,
@@ -38,6 +41,7 @@ from liveblog.views.common import (
     require_user,
     wants_json,
 )
+from liveblog.views.uploads import image_form_values
 
 
 def _errors(exc: ValidationError) -> list[str]:
@@ -70,13 +74,31 @@ async def login(request: Request) -> Response:
     form = await checked_form(request)
     username = form_str(form, "username")
     next_path = _safe_next(form_str(form, "next"))
+    # Counted before the password is checked (see liveblog/ratelimit.py); the answer
+    # is the same for real and unknown usernames.
+    wait = await liveblog.login_throttle.attempt(username, client_address(request.scope))
+    if wait is not None:
+        minutes = -(-wait.seconds // 60)
+        return await render(
+            request,
+            "desk/login.html",
+            {
+                "error": f"Too many login attempts. Try again in {minutes} minute(s).",
+                "username": username,
+                "next": next_path,
+            },
+            status_code=429,
+            headers={"Retry-After": str(wait.seconds)},
+        )
     async with liveblog.db.transaction() as session:
         user = await auth.authenticate(session, username, form_str(form, "password"))
-        token = (
-            None
-            if user is None
-            else await auth.start_login(session, user, days=liveblog.settings.session_days)
-        )
+        token = None
+        if user is not None:
+            # A fresh session id at every login; whatever login this browser had ends.
+            previous = request.cookies.get(auth.SESSION_COOKIE)
+            if previous:
+                await auth.end_login(session, previous)
+            token = await auth.start_login(session, user, days=liveblog.settings.session_days)
     if token is None:
         # One message for every failure, so it does not reveal which usernames exist.
         return await render(
@@ -85,11 +107,21 @@ async def login(request: Request) -> Response:
             {"error": "Wrong username or password.", "username": username, "next": next_path},
             status_code=400,
         )
+    await liveblog.login_throttle.succeeded(username)
     response = redirect(next_path)
     response.set_cookie(
         auth.SESSION_COOKIE,
         token,
         max_age=liveblog.settings.session_days * 86400,
+        httponly=True,
+        samesite="lax",
+        secure=liveblog.settings.https,
+        path="/",
+    )
+    # A new CSRF secret too: one planted in this browser before the login is worthless.
+    response.set_cookie(
+        auth.CSRF_COOKIE,
+        auth.new_csrf_cookie(),
         httponly=True,
         samesite="lax",
         secure=liveblog.settings.https,
@@ -185,6 +217,8 @@ async def story_desk(
             "values": compose_values or {},
             "settings_errors": settings_errors or [],
             "statuses": list(StoryStatus),
+            "stats": liveblog.stats.stats(story),
+            "stats_interval": liveblog.settings.presence_interval,
         },
         status_code=status_code,
     )
@@ -227,9 +261,10 @@ async def post_update(request: Request) -> Response:
         "pinned": form_bool(form, "pinned"),
     }
     try:
+        values.update(await image_form_values(request, form))
         data = UpdateCreate.model_validate(values)
         update = await get_liveblog(request).newsroom.post_update(story.slug, data, author=user)
-    except (ValidationError, store.StoreError) as exc:
+    except (ValidationError, store.StoreError, ImageRejected) as exc:
         errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
         status = exc.status if isinstance(exc, store.StoreError) else 422
         if wants_json(request):
@@ -258,6 +293,7 @@ async def edit_update_form(request: Request) -> Response:
         "headline": update.headline or "",
         "key_event": update.key_event,
         "pinned": update.pinned,
+        **{name: getattr(update, name) for name in IMAGE_FIELDS},
     }
     return await render(
         request, "desk/edit_update.html", {"story": story, "update": update, "values": values}
@@ -276,9 +312,13 @@ async def edit_update(request: Request) -> Response:
         "pinned": form_bool(form, "pinned"),
     }
     try:
+        async with get_liveblog(request).db.session() as session:
+            current = await store.get_update(session, story, update_id)
+        image = {name: getattr(current, name) for name in IMAGE_FIELDS} if current else None
+        values.update(await image_form_values(request, form, current=image))
         patch = UpdatePatch.model_validate(values)
         await get_liveblog(request).newsroom.edit_update(story.slug, update_id, patch, actor=user)
-    except (ValidationError, store.StoreError) as exc:
+    except (ValidationError, store.StoreError, ImageRejected) as exc:
         if isinstance(exc, store.NotFound):
             raise HTTPException(404, "No such update.") from None
         errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]

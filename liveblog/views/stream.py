@@ -4,30 +4,48 @@ Order of operations is what makes reconnects lossless: subscribe to the hub firs
 then read the log after the client's ``Last-Event-ID`` and replay it, then pass on live
 frames, skipping any sequence number already sent. An event committed while we read
 the log therefore arrives twice at most (replay and live) and is sent once.
+
+A reader joining a live story that already has readers in this process reads nothing
+from the database: the hub knows the position to start from and ``liveblog.streams``
+knows the story is still live. Everyone else (the first reader, a story that changed,
+a draft, an ended story, a reader with events to catch up on) reads the log as before.
+The streams themselves (``liveblog.streams``) are pure ASGI, for the measured reasons
+in ``docs/performance.md``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from liveblog import events, store
+from liveblog.hub import Subscription
 from liveblog.models import Story, StoryStatus
-from liveblog.state import Liveblog, get_liveblog
+from liveblog.state import Liveblog
+from liveblog.streams import HEADERS, LiveStory
 from liveblog.views.common import current_user
 
 REPLAY_BATCH = 500
 
 
-def parse_last_event_id(request: Request) -> int | None:
-    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
-    if raw is None:
-        return None
+def parse_last_event_id(scope: Scope) -> int | None:
+    """The ``Last-Event-ID`` header, else the ``last_event_id`` query parameter.
+
+    Read from the scope, without a Request: every reader of a breaking story comes
+    through here at once."""
+    raw = ""
+    for name, value in scope["headers"]:
+        if name == b"last-event-id":
+            raw = value.decode("latin-1")
+            break
+    if not raw and scope["query_string"]:
+        raw = QueryParams(scope["query_string"]).get("last_event_id", "")
     raw = raw.strip()
     # Malformed ids are ignored (the stream starts live), never an error.
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # "²".isdigit() is True
@@ -35,78 +53,133 @@ def parse_last_event_id(request: Request) -> int | None:
     return int(raw)
 
 
-async def story_events(request: Request) -> Response:
-    liveblog = get_liveblog(request)
-    slug = request.path_params["slug"]
-    async with liveblog.db.session() as session:
-        story = await store.get_story(session, slug)
-    if story is None or (story.status == StoryStatus.draft and await current_user(request) is None):
-        raise HTTPException(404, "No such story.")
-    assert story.id is not None
-    last_event_id = parse_last_event_id(request)
-    if story.status == StoryStatus.ended and (
-        last_event_id is None or last_event_id >= story.last_seq
+async def _visible(scope: Scope, receive: Receive, story: Story | None) -> Story:
+    if story is None or (
+        story.status == StoryStatus.draft and await current_user(Request(scope, receive)) is None
     ):
-        # Nothing more will ever come: 204 tells EventSource not to reconnect.
-        return Response(status_code=204)
-    return EventSourceResponse(
-        _frames(liveblog, story.id, last_event_id),
-        ping=liveblog.settings.heartbeat_interval,
-        ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
-        send_timeout=liveblog.settings.stream_send_timeout,
-        sep="\n",
-        headers={"Cache-Control": "no-store"},
-    )
+        raise HTTPException(404, "No such story.")
+    return story
 
 
 async def _replay(
-    liveblog: Liveblog, story_id: int, after: int
-) -> AsyncIterator[tuple[bytes, int]]:
-    """Every logged event after ``after``, in order, with its sequence number."""
-    while True:
+    liveblog: Liveblog, story_id: int, after: int, until: int | None = None
+) -> AsyncIterator[bytes]:
+    """The logged events after ``after`` (up to ``until``), in order, a batch per write."""
+    while until is None or after < until:
         async with liveblog.db.session() as session:
-            batch = await store.events_after(session, story_id, after, limit=REPLAY_BATCH)
-        for event in batch:
-            after = event.seq
-            yield events.encode(event).data, after
+            batch = await store.events_after(
+                session,
+                story_id,
+                after,
+                before=None if until is None else until + 1,
+                limit=REPLAY_BATCH,
+            )
+        if batch:
+            after = batch[-1].seq
+            yield b"".join(events.encode(event).data for event in batch)
         if len(batch) < REPLAY_BATCH:
             return
 
 
-async def _frames(
-    liveblog: Liveblog, story_id: int, last_event_id: int | None
-) -> AsyncIterator[bytes]:
-    async with liveblog.hub.subscribe(story_id) as subscription:
-        # Read the story's position before the first byte: a client that has seen the
-        # retry line must get every event committed after it.
-        async with liveblog.db.session() as session:
-            story = await session.get(Story, story_id)
-        if story is None:
-            return
-        yield events.retry_frame(liveblog.settings.retry_ms)
-        # An id from the future (say, a database restored from backup) counts as "now".
-        last = story.last_seq if last_event_id is None else min(last_event_id, story.last_seq)
-        async for frame_data, seq in _replay(liveblog, story_id, last):
-            yield frame_data
-            last = seq
-        async with liveblog.db.session() as session:
-            story = await session.get(Story, story_id)
-        if story is None or story.status == StoryStatus.ended:
-            # Ended (perhaps while we replayed): send what the log holds up to now,
-            # which includes the end itself, and close.
-            async for frame_data, _seq in _replay(liveblog, story_id, last):
-                yield frame_data
-            return
-        while True:
-            frame = await subscription.next()
-            if frame is None:
-                return  # overflowed or shutting down; the client resumes from `last`
-            if frame.seq <= last:
-                continue
-            yield frame.data
-            last = frame.seq
-            if frame.closes:
+async def _find_story(liveblog: Liveblog, slug: str) -> Story | None:
+    async with liveblog.db.session() as session:
+        return await store.get_story(session, slug)
+
+
+async def _read_story(liveblog: Liveblog, story_id: int) -> Story | None:
+    async with liveblog.db.session() as session:
+        return await session.get(Story, story_id)
+
+
+class StoryEvents:
+    """The endpoint, as a plain ASGI app: a stream outlives any request object."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        liveblog: Liveblog = scope["app"].state.liveblog
+        streams = liveblog.streams
+        slug: str = scope["path_params"]["slug"]
+        last_event_id = parse_last_event_id(scope)
+        story: Story | None = None
+        found: Story | None = None
+
+        story_id = streams.story_ids.get(slug)
+        if story_id is None:
+            found = await streams.read_once(slug, lambda: _find_story(liveblog, slug))
+            story = await _visible(scope, receive, found)
+            assert story.id is not None
+            story_id = streams.story_ids[slug] = story.id
+            if story.status == StoryStatus.ended:
+                await _ended(scope, receive, send, liveblog, story, last_event_id)
                 return
 
+        known = streams.live_story(slug)
+        async with liveblog.hub.subscribe(story_id) as subscription:
+            position = liveblog.hub.position(story_id)
+            assert position is not None  # the hub reads it when a story gets its first reader
+            live: LiveStory | None = None
+            newest = position  # the newest event that may exist, as far as we know
+            if known is not None and streams.current(known, position):
+                live = known
+            else:
+                found = await streams.read_once(story_id, lambda: _read_story(liveblog, story_id))
+                if found is not None and found.last_seq < position:
+                    # That shared read began before this reader subscribed: it may have
+                    # missed a change (the end) that the hub has already fanned out.
+                    found = await _read_story(liveblog, story_id)
+                story = await _visible(scope, receive, found)
+                if story.status == StoryStatus.ended:
+                    await _ended(scope, receive, send, liveblog, story, last_event_id)
+                    return
+                if story.status == StoryStatus.live:
+                    live = streams.confirm_live(slug, story_id, story.last_seq)
+                newest = max(newest, story.last_seq)
+            if last_event_id is not None and last_event_id > newest:
+                # Ahead of this process (another one delivered it first), or an id from
+                # the future (a restored backup): the log says how far it can be.
+                async with liveblog.db.session() as session:
+                    story = await _visible(scope, receive, await session.get(Story, story_id))
+                newest = max(newest, story.last_seq)
+            # No id counts as "now", and so does one past the log's end.
+            last = position if last_event_id is None else min(last_event_id, newest)
+            if scope["method"] == "HEAD":
+                await _head(send)
+                return
+            replay = _replay(liveblog, story_id, last, position) if last < position else None
+            first = events.retry_frame(liveblog.settings.retry_ms)
+            stream = streams.open(send, subscription, last=max(last, position), story=live)
+            del story, found  # open for hours maybe: hold no more than it needs
+            await stream.run(receive, first, replay)
 
-routes = [Route("/stories/{slug}/events", story_events)]
+
+async def _ended(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    liveblog: Liveblog,
+    story: Story,
+    last_event_id: int | None,
+) -> None:
+    """An ended story: replay what the reader missed, including the end, and close."""
+    if last_event_id is None or last_event_id >= story.last_seq:
+        # Nothing more will ever come: 204 tells EventSource not to reconnect.
+        await Response(status_code=204)(scope, receive, send)
+        return
+    if scope["method"] == "HEAD":
+        await _head(send)
+        return
+    assert story.id is not None
+    # Nothing live will come: an already closed subscription ends the stream as soon
+    # as the replay is written.
+    nothing_live = Subscription(story.id, 1)
+    nothing_live.close()
+    stream = liveblog.streams.open(send, nothing_live, last=story.last_seq, story=None)
+    replay = _replay(liveblog, story.id, last_event_id)
+    await stream.run(receive, events.retry_frame(liveblog.settings.retry_ms), replay)
+
+
+async def _head(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": list(HEADERS)})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+routes = [Route("/stories/{slug}/events", StoryEvents(), methods=["GET"])]

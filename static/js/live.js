@@ -12,6 +12,10 @@ export function fragment(html) {
 export function startLiveTimeline(root, options = {}) {
   const decorate = options.decorate || ((article) => article);
   const onStory = options.onStory || (() => {});
+  // Where a new update goes (the reader page may hold it back while someone reads),
+  // and a look at every event once it is applied (key events box, times, announcements).
+  const insert = options.insert || ((node) => timeline.prepend(node));
+  const onApplied = options.onApplied || (() => {});
   const slug = root.dataset.slug;
   const timeline = root.querySelector("[data-timeline]");
   const pinnedBox = root.querySelector("[data-pinned]");
@@ -52,7 +56,7 @@ export function startLiveTimeline(root, options = {}) {
       else {
         const node = decorate(article, data);
         node.classList.add("is-new");
-        timeline.prepend(node);
+        insert(node, data);
       }
       root.querySelector("[data-empty]")?.remove();
       touchLastUpdated(data.created_at);
@@ -103,6 +107,7 @@ export function startLiveTimeline(root, options = {}) {
         if (data.seq <= seq) return; // already applied (page render and stream overlap)
         seq = data.seq;
         handlers[kind](data);
+        onApplied(kind, data);
       });
     }
     source.addEventListener("open", () => { retryDelay = 1000; say("Live: new updates appear automatically."); });

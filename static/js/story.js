@@ -1,4 +1,152 @@
-import { startLiveTimeline } from "./live.js";
+// The reader's pages: the live story (timeline, "N new updates", key events box), and
+// on every page that shows updates (permalink, author) times and share buttons.
+import { fragment, startLiveTimeline } from "./live.js";
+import { keepTimesCurrent, renderTimes } from "./times.js";
+import { enableShareButtons, handleShareClicks } from "./share.js";
+
+const HEADLINE_LIMIT = 110; // as the server's key events list (liveblog/seo.py)
+const reduceMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
+
+const announcer = document.querySelector("[data-announcer]");
+function announce(text) {
+  if (!announcer) return;
+  // Cleared first, so the same words said twice are still announced twice.
+  announcer.textContent = "";
+  setTimeout(() => { announcer.textContent = text; }, 100);
+}
+
+function firstWords(text, limit = HEADLINE_LIMIT) {
+  const flat = text.split(/\s+/).filter(Boolean).join(" ");
+  if (flat.length <= limit) return flat;
+  const cut = flat.slice(0, limit - 1);
+  return `${cut.includes(" ") ? cut.slice(0, cut.lastIndexOf(" ")) : cut}…`;
+}
+
+function headlineOf(data) {
+  if (data.headline) return firstWords(data.headline);
+  const body = fragment(data.html)?.querySelector(".update__body");
+  return firstWords(body ? body.textContent : "");
+}
+
+function bringIntoView(element) {
+  element.setAttribute("tabindex", "-1");
+  element.scrollIntoView({ behavior: reduceMotion.matches ? "auto" : "smooth", block: "start" });
+  element.focus({ preventScroll: true });
+}
+
+// New updates never push what someone is reading down the page: while the top of the
+// timeline is scrolled out of view they wait, hidden, and a button (and the tab title)
+// says how many; the button or scrolling back up shows them.
+function holdBackWhileReading(root, timeline) {
+  const pending = timeline.querySelector("[data-pending]");
+  const button = root.querySelector("[data-new-updates]");
+  const baseTitle = document.title;
+  const reading = () => timeline.getBoundingClientRect().top < 0;
+  const waiting = () => pending.querySelectorAll("article[data-update-id]").length;
+
+  function refresh() {
+    const count = waiting();
+    if (!count) pending.replaceChildren(); // only emptied shells of deleted updates left
+    button.hidden = count === 0;
+    button.textContent = `↑ ${count} new ${count === 1 ? "update" : "updates"}`;
+    document.title = count ? `(${count}) ${baseTitle}` : baseTitle;
+  }
+
+  function reveal({ focus }) {
+    const nodes = [...pending.children];
+    if (!nodes.length) return;
+    pending.after(...nodes);
+    refresh();
+    if (focus) bringIntoView(nodes[0]);
+  }
+
+  button.addEventListener("click", () => reveal({ focus: true }));
+  window.addEventListener("scroll", () => {
+    if (!button.hidden && !reading()) reveal({ focus: false });
+  }, { passive: true });
+
+  return {
+    pending,
+    reveal,
+    refresh,
+    insert(node, data) {
+      if (root.dataset.order === "oldest") {
+        timeline.append(node); // below the reader: nothing moves
+        announce(`New update at the end: ${headlineOf(data)}`);
+      } else if (reading()) {
+        pending.prepend(node);
+        refresh();
+        const count = waiting();
+        announce(`${count} new ${count === 1 ? "update" : "updates"}. Use the button at the top of the updates to show them.`);
+      } else {
+        pending.after(node);
+        announce(`New update: ${headlineOf(data)}`);
+      }
+    },
+  };
+}
+
+// The key events box follows the timeline: posted, corrected, unmarked, deleted.
+function keyEventsBox(root, onOpen) {
+  const box = root.querySelector("[data-key-events]");
+  const list = root.querySelector("[data-key-events-list]");
+  if (!box || !list) return () => {};
+  const slug = root.dataset.slug;
+
+  list.addEventListener("click", (event) => {
+    const link = event.target.closest("a");
+    const id = link?.closest("[data-key-event]")?.dataset.keyEvent;
+    const target = id && document.getElementById(`update-${id}`);
+    if (!target) return; // not on this page: the link opens the update's own page
+    event.preventDefault();
+    onOpen(target);
+    bringIntoView(target);
+    history.replaceState(null, "", `#update-${id}`);
+  });
+
+  function entry(data) {
+    const item = document.createElement("li");
+    item.dataset.keyEvent = data.id;
+    const link = document.createElement("a");
+    link.href = `/stories/${encodeURIComponent(slug)}/updates/${data.id}`;
+    const time = document.createElement("time");
+    time.dateTime = data.created_at;
+    time.setAttribute("data-relative", "");
+    item.append(link, " ", time);
+    // Newest first, like the server's list.
+    const later = [...list.children].find((other) => Number(other.dataset.keyEvent) < data.id);
+    list.insertBefore(item, later || null);
+    return item;
+  }
+
+  return (kind, data) => {
+    if (!["update", "edit", "delete"].includes(kind)) return;
+    const existing = list.querySelector(`[data-key-event="${data.id}"]`);
+    if (kind === "delete" || !data.key_event) existing?.remove();
+    else (existing || entry(data)).querySelector("a").textContent = headlineOf(data);
+    box.hidden = list.children.length === 0;
+  };
+}
+
+function startStoryPage(root) {
+  const timeline = root.querySelector("[data-timeline]");
+  const held = holdBackWhileReading(root, timeline);
+  const keyEvents = keyEventsBox(root, (target) => {
+    if (held.pending.contains(target)) held.reveal({ focus: false });
+  });
+  window.liveblogTimeline = startLiveTimeline(root, {
+    insert: held.insert,
+    onApplied(kind, data) {
+      keyEvents(kind, data);
+      if (kind === "delete") held.refresh();
+      renderTimes(root);
+      enableShareButtons(root);
+    },
+  });
+}
 
 const root = document.querySelector("[data-live-story]");
-if (root) window.liveblogTimeline = startLiveTimeline(root);
+if (root) startStoryPage(root);
+keepTimesCurrent(document);
+enableShareButtons(document);
+handleShareClicks(document, announce);

@@ -1,0 +1,81 @@
+"""``python -m bench``: run the fan-out benchmark and print the results table."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import uvloop
+
+from bench.client import raise_open_files_limit
+from bench.report import render_table
+from bench.run import Options, results_json, run
+
+SERVERS = ("liveblog", "nchan")
+SCENARIOS = ("idle", "hectic", "redis", "wrk")
+
+
+def parse(argv: list[str]) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--readers", type=int, default=10_000, help="readers of the story")
+    parser.add_argument("--updates", type=int, default=10, help="updates in the idle run")
+    parser.add_argument("--hectic-seconds", type=float, default=60.0)
+    parser.add_argument("--hectic-rate", type=float, default=2.0, help="updates per second")
+    parser.add_argument("--wrk-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--servers", default=",".join(SERVERS), help=f"comma-separated, of {SERVERS}"
+    )
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, of {SCENARIOS}"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample liveblog with py-spy while readers connect and updates go out "
+        "(a profiled run's figures are not the ones to report)",
+    )
+    args = parser.parse_args(argv)
+    servers = tuple(name for name in args.servers.split(",") if name)
+    scenarios = tuple(name for name in args.scenarios.split(",") if name)
+    for name in servers:
+        if name not in SERVERS:
+            parser.error(f"unknown server {name!r}")
+    for name in scenarios:
+        if name not in SCENARIOS:
+            parser.error(f"unknown scenario {name!r}")
+    return Options(
+        readers=args.readers,
+        updates=args.updates,
+        hectic_seconds=args.hectic_seconds,
+        hectic_rate=args.hectic_rate,
+        servers=servers,
+        scenarios=scenarios,
+        wrk_seconds=args.wrk_seconds,
+        json_path=args.json,
+        profile_dir=args.profile,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse(sys.argv[1:] if argv is None else argv)
+    # Each reader is a socket in this process; the servers raise their own limit.
+    limit = raise_open_files_limit(options.readers + 1024)
+    if limit < options.readers + 64:
+        print(f"open files limit is {limit}: too low for {options.readers} readers")
+        return 2
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        results = runner.run(run(options))
+    print()
+    print(render_table(results))
+    if options.json_path is not None:
+        options.json_path.write_text(json.dumps(results_json(results), indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

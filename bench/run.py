@@ -1,0 +1,511 @@
+"""The scenarios, run against liveblog and nginx + nchan in the same process and run.
+
+For each server: warm up, take the baseline (RSS), connect N readers (time), let them
+idle (RSS again), publish updates one at a time and wait for every reader to get each
+(the idle latency), then, optionally, post 2 updates/s for a minute with the readers
+attached (the hectic newsroom). Then, when the Redis backend exists, two liveblog
+workers sharing one Redis with N/2 readers each; then wrk against the story page, in
+full and as a conditional GET answered 304.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import servers
+from bench.client import Delivery, Publisher, Swarm, deliveries, percentile
+from bench.profile import Profiler
+
+HOST = "127.0.0.1"
+SLUG = "bench-story"
+WARMUP_READERS = 50
+DELIVERY_TIMEOUT = 30.0
+# An update as an editor writes one: a headline-sized first sentence, a paragraph, a link.
+BODY = (
+    "**Update {n}:** the river crested at 4.2 m at the old bridge shortly after midnight, "
+    "the highest level since records began, and the fire service says the new barriers held. "
+    "Residents of the low streets east of the market were moved to the school gym overnight; "
+    "the council expects them home by the afternoon if the rain eases as forecast. "
+    "[Live river levels](https://example.org/river-levels) are updated every 15 minutes."
+)
+
+
+@dataclass
+class Options:
+    readers: int = 10_000
+    updates: int = 10
+    hectic_seconds: float = 60.0
+    hectic_rate: float = 2.0
+    servers: tuple[str, ...] = ("liveblog", "nchan")
+    scenarios: tuple[str, ...] = ("idle", "hectic", "redis", "wrk")
+    wrk_seconds: float = 10.0
+    connect_concurrency: int = 500
+    json_path: Path | None = None
+    profile_dir: Path | None = None
+
+
+@dataclass
+class Phase:
+    """One run of updates against one server (or pair of workers)."""
+
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: int = 0
+    expected: int = 0
+    in_order: bool = True
+    errors: list[str] = field(default_factory=list)
+    first_ms: float = math.nan  # the fastest delivery: mostly the publish itself
+    p50_ms: float = math.nan
+    p99_ms: float = math.nan
+    max_ms: float = math.nan
+    cpu_us_per_event: float = math.nan
+    cpu_system_share: float = math.nan  # of that CPU, the part spent in the kernel
+    block_bytes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.deliveries == self.expected and self.in_order and not self.errors
+
+
+@dataclass
+class ServerResult:
+    name: str
+    readers: int
+    connect_s: float = math.nan
+    rss_base_kib: int = 0
+    rss_idle_kib: int = 0
+    connect_cpu_us: float = math.nan  # server CPU (user + system) per connected reader
+    idle: Phase | None = None
+    hectic: Phase | None = None
+
+    @property
+    def kib_per_reader(self) -> float:
+        return (self.rss_idle_kib - self.rss_base_kib) / self.readers
+
+
+@dataclass
+class Results:
+    machine: dict[str, str]
+    options: dict[str, Any]
+    servers: dict[str, ServerResult] = field(default_factory=dict)
+    redis: Phase | None = None
+    redis_note: str = ""
+    wrk: dict[str, float] = field(default_factory=dict)
+    wrk_note: str = ""
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory = Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip()
+    return {
+        "nproc": str(len(_cpus())),
+        "cpu": cpu,
+        "memory": memory,
+        "load_before": load_average(),
+    }
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _cpus() -> list[str]:
+    return [
+        line for line in Path("/proc/cpuinfo").read_text().splitlines()
+        if line.startswith("processor")
+    ]  # fmt: skip
+
+
+def summarise(
+    found: list[Delivery], swarms: list[Swarm], readers: int, cpu: tuple[float, float]
+) -> Phase:
+    phase = Phase()
+    everything: list[float] = []
+    for delivery in found:
+        p50, p99, worst = delivery.summary()
+        phase.updates.append(
+            {
+                "seq": delivery.seq,
+                "delivered": delivery.delivered,
+                "p50_ms": p50 * 1000,
+                "p99_ms": p99 * 1000,
+                "max_ms": worst * 1000,
+            }
+        )
+        everything.extend(delivery.latencies)
+    phase.deliveries = len(everything)
+    phase.expected = readers * len(found)
+    phase.in_order = all(swarm.disorders == 0 for swarm in swarms)
+    phase.errors = [error for swarm in swarms for error in swarm.errors]
+    closes = sum(swarm.unexpected_closes for swarm in swarms)
+    if closes:
+        phase.errors.append(f"{closes} streams closed by the server")
+    if everything:
+        phase.p50_ms = percentile(everything, 0.5) * 1000
+        phase.p99_ms = percentile(everything, 0.99) * 1000
+        phase.max_ms = max(everything) * 1000
+        phase.first_ms = min(everything) * 1000
+    if phase.deliveries:
+        phase.cpu_us_per_event = sum(cpu) / phase.deliveries * 1e6
+    if sum(cpu):
+        phase.cpu_system_share = cpu[1] / sum(cpu)
+    sizes = [size for swarm in swarms for size in swarm.block_sizes.values()]
+    phase.block_bytes = max(sizes) if sizes else 0
+    return phase
+
+
+class Server:
+    """How the scenarios publish to one kind of server and where its readers connect."""
+
+    def __init__(self, proc: servers.Proc, stream_path: str, publisher: Publisher) -> None:
+        self.proc = proc
+        self.stream_path = stream_path
+        self.publisher = publisher
+        self.next_seq = 1
+        self.block_bytes = 1200  # nchan pads its payloads to the size liveblog's frames had
+
+    async def publish(self) -> tuple[int, float]:
+        raise NotImplementedError
+
+
+class LiveblogServer(Server):
+    async def publish(self) -> tuple[int, float]:
+        body = json.dumps({"body": BODY.format(n=self.next_seq)}).encode()
+        status, answer, sent = await self.publisher.post(f"/api/stories/{SLUG}/updates", body)
+        if status != 201:
+            raise RuntimeError(f"liveblog answered {status}: {answer[:200]!r}")
+        seq = self.next_seq
+        self.next_seq += 1
+        return seq, sent
+
+
+class NchanServer(Server):
+    async def publish(self) -> tuple[int, float]:
+        seq = self.next_seq
+        self.next_seq += 1
+        # nchan frames the payload as "id: <time>:<n>\ndata: <payload>\n\n": pad it so
+        # the whole block is as large as liveblog's update frame.
+        head = f'{{"seq":{seq},"pad":"'
+        pad = max(0, self.block_bytes - len(head) - 2 - len("id: 1700000000:0\ndata: \n\n"))
+        payload = (head + "x" * pad + '"}').encode()
+        status, answer, sent = await self.publisher.post("/pub", payload, "text/plain")
+        if status not in (201, 202):
+            raise RuntimeError(f"nchan answered {status}: {answer[:200]!r}")
+        return seq, sent
+
+
+async def publish_and_wait(
+    server: Server, swarms: list[Swarm], count: int, readers: int
+) -> Phase:
+    """Publish ``count`` events one at a time, each only after every reader has the last."""
+    sent: dict[int, float] = {}
+    cpu_before = server.proc.cpu_times()
+    started = time.monotonic()
+    for _ in range(count):
+        seq, at = await server.publish()
+        sent[seq] = at
+        for swarm in swarms:
+            share = len(swarm.readers)
+            await swarm.wait_for(seq, share, DELIVERY_TIMEOUT)
+        await asyncio.sleep(0.2)
+    phase = summarise(_merge(swarms, sent), swarms, readers, cpu_since(server, cpu_before))
+    phase.seconds = time.monotonic() - started
+    return phase
+
+
+def cpu_since(server: Server, before: tuple[float, float]) -> tuple[float, float]:
+    user, system = server.proc.cpu_times()
+    return user - before[0], system - before[1]
+
+
+async def publish_paced(
+    server: Server, swarms: list[Swarm], seconds: float, rate: float, readers: int
+) -> Phase:
+    """Publish at ``rate`` per second for ``seconds``, not waiting for readers."""
+    sent: dict[int, float] = {}
+    interval = 1 / rate
+    count = round(seconds * rate)
+    cpu_before = server.proc.cpu_times()
+    started = time.monotonic()
+    for n in range(count):
+        delay = started + n * interval - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        seq, at = await server.publish()
+        sent[seq] = at
+    last = max(sent)
+    for swarm in swarms:
+        await swarm.wait_for(last, len(swarm.readers), DELIVERY_TIMEOUT)
+    await asyncio.sleep(0.5)  # stragglers of earlier events (a lost one stays lost)
+    phase = summarise(_merge(swarms, sent), swarms, readers, cpu_since(server, cpu_before))
+    phase.seconds = time.monotonic() - started
+    return phase
+
+
+def _merge(swarms: list[Swarm], sent: dict[int, float]) -> list[Delivery]:
+    if len(swarms) == 1:
+        return deliveries(swarms[0], sent)
+    merged: list[Delivery] = []
+    for seq, at in sorted(sent.items()):
+        latencies = [
+            arrival - at for swarm in swarms for arrival in swarm.arrivals.get(seq, ())
+        ]
+        merged.append(Delivery(seq, at, latencies))
+    return merged
+
+
+async def run_server(server: Server, name: str, options: Options) -> ServerResult:
+    result = ServerResult(name=name, readers=options.readers)
+    proc = server.proc
+    # Warm-up: first-request costs (imports, templates, pools) out of the way.
+    warm = Swarm(HOST, proc.port, server.stream_path)
+    await warm.connect(WARMUP_READERS, concurrency=options.connect_concurrency)
+    await publish_and_wait(server, [warm], 1, WARMUP_READERS)
+    await warm.close()
+    await asyncio.sleep(1.0)
+
+    profiler = None
+    if options.profile_dir is not None and isinstance(server, LiveblogServer):
+        profiler = Profiler(options.profile_dir)
+        profiler.start(proc.worker_pid, "connect")
+    swarm = Swarm(HOST, proc.port, server.stream_path)
+    result.rss_base_kib = proc.rss_kib()
+    cpu_before = proc.cpu_times()
+    result.connect_s = await swarm.connect(
+        options.readers, concurrency=options.connect_concurrency
+    )
+    result.connect_cpu_us = sum(cpu_since(server, cpu_before)) / options.readers * 1e6
+    if profiler is not None:
+        profiler.stop()
+    await asyncio.sleep(2.0)
+    result.rss_idle_kib = proc.rss_kib()
+    print(
+        f"  {name}: {options.readers} readers connected in {result.connect_s:.2f} s "
+        f"({result.connect_cpu_us:.0f} us of server CPU each), "
+        f"{result.kib_per_reader:.1f} KiB RSS each",
+        flush=True,
+    )
+    if "idle" in options.scenarios:
+        if profiler is not None:
+            profiler.start(proc.worker_pid, "updates")
+        result.idle = await publish_and_wait(server, [swarm], options.updates, options.readers)
+        if profiler is not None:
+            profiler.stop()
+        _print_phase(f"{name} idle", result.idle)
+        if result.idle.block_bytes:
+            server.block_bytes = result.idle.block_bytes
+    if "hectic" in options.scenarios:
+        result.hectic = await publish_paced(
+            server, [swarm], options.hectic_seconds, options.hectic_rate, options.readers
+        )
+        _print_phase(f"{name} hectic", result.hectic, per_update=False)
+    await swarm.close()
+    return result
+
+
+def _print_phase(label: str, phase: Phase, *, per_update: bool = True) -> None:
+    if per_update:
+        for update in phase.updates:
+            print(
+                f"    {label} seq {update['seq']:>4}: delivered {update['delivered']:>6}  "
+                f"p50 {update['p50_ms']:7.1f} ms  p99 {update['p99_ms']:7.1f} ms  "
+                f"max {update['max_ms']:7.1f} ms"
+            )
+    state = "all delivered in order" if phase.complete else f"INCOMPLETE {phase.errors[:3]}"
+    print(
+        f"  {label}: {phase.deliveries}/{phase.expected} deliveries, {state}; "
+        f"first {phase.first_ms:.1f} ms, p50 {phase.p50_ms:.1f} ms, p99 {phase.p99_ms:.1f} ms, "
+        f"max {phase.max_ms:.1f} ms; "
+        f"{phase.cpu_us_per_event:.1f} us CPU per delivered event "
+        f"({phase.cpu_system_share:.0%} in the kernel); "
+        f"{phase.block_bytes} bytes per event block",
+        flush=True,
+    )
+
+
+def redis_backend_missing() -> str | None:
+    if not (Path(servers.ROOT) / "liveblog" / "hub" / "redis.py").exists():
+        return "liveblog/hub/redis.py does not exist yet (the scale-out issue adds it)"
+    if shutil.which("redis-server") is None:
+        return "redis-server is not installed"
+    try:
+        servers.liveblog_settings(Path("/nonexistent"), "redis://127.0.0.1:6379/0")
+    except ValueError as exc:
+        return f"the settings refuse redis:// ({exc.__class__.__name__})"
+    return None
+
+
+async def run_redis(work: Path, token: str, options: Options, next_seq: int) -> Phase:
+    redis = servers.start_redis(work)
+    url = f"redis://127.0.0.1:{redis.port}/0"
+    workers: list[servers.Proc] = []
+    publisher: Publisher | None = None
+    swarms: list[Swarm] = []
+    try:
+        for _ in range(2):
+            workers.append(servers.start_liveblog(work / "liveblog", broadcast_url=url))
+        publisher = Publisher(HOST, workers[0].port, {"Authorization": f"Bearer {token}"})
+        server = LiveblogServer(workers[0], f"/stories/{SLUG}/events", publisher)
+        server.next_seq = next_seq
+        half = options.readers // 2
+        for worker, count in zip(workers, (half, options.readers - half), strict=True):
+            swarm = Swarm(HOST, worker.port, server.stream_path)
+            await swarm.connect(count, concurrency=options.connect_concurrency)
+            swarms.append(swarm)
+        await asyncio.sleep(1.0)
+        # Both workers' CPU, not only the publishing one's.
+        other_before = workers[1].cpu_times()
+        phase = await publish_and_wait(server, swarms, options.updates, options.readers)
+        other = workers[1].cpu_times()
+        other_cpu = other[0] - other_before[0] + other[1] - other_before[1]
+        phase.cpu_us_per_event += other_cpu / max(1, phase.deliveries) * 1e6
+        _print_phase("liveblog 2 workers + redis", phase)
+        return phase
+    finally:
+        for swarm in swarms:
+            await swarm.close()
+        if publisher is not None:
+            await publisher.close()
+        for worker in workers:
+            worker.stop()
+        redis.stop()
+
+
+def run_wrk(url: str, seconds: float, headers: dict[str, str]) -> float:
+    command = ["wrk", "-t1", "-c32", f"-d{seconds:g}s"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    output = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 30
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if match is None or non_2xx is not None:
+        raise RuntimeError(f"wrk failed against {url}:\n{output}")
+    return float(match.group(1))
+
+
+async def _get_head(port: int, path: str, headers: dict[str, str]) -> str:
+    """The status line and headers of a GET (the connection is closed after)."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    # The Host header wrk sends: pages are made with absolute links, so their ETag
+    # depends on it.
+    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n{extra}Connection: close\r\n\r\n"
+    writer.write(request.encode())
+    head = (await reader.readuntil(b"\r\n\r\n")).decode()
+    writer.close()
+    return head
+
+
+async def wrk_story_page(port: int, seconds: float) -> dict[str, float]:
+    path = f"/stories/{SLUG}"
+    etag = re.search(r"(?im)^etag: (.+?)\r$", await _get_head(port, path, {}))
+    if etag is None:
+        raise RuntimeError("the story page carries no ETag")
+    conditional = {"If-None-Match": etag.group(1)}
+    status = (await _get_head(port, path, conditional)).split(" ", 2)[1]
+    if status != "304":
+        raise RuntimeError(f"a conditional GET of the story page answered {status}, not 304")
+    page = f"http://{HOST}:{port}{path}"
+    full = await asyncio.to_thread(run_wrk, page, seconds, {})
+    cached = await asyncio.to_thread(run_wrk, page, seconds, conditional)
+    return {"full_page_rps": full, "not_modified_rps": cached}
+
+
+async def run(options: Options) -> Results:
+    results = Results(machine=machine(), options=_jsonable(asdict(options)))
+    with tempfile.TemporaryDirectory(prefix="liveblog-bench-") as tmp:
+        work = Path(tmp)
+        token = await servers.prepare_liveblog(work / "liveblog")
+        auth = {"Authorization": f"Bearer {token}"}
+        liveblog: LiveblogServer | None = None
+        nchan: NchanServer | None = None
+        try:
+            ours = servers.start_liveblog(work / "liveblog")
+            publisher = Publisher(HOST, ours.port, auth)
+            liveblog = LiveblogServer(ours, f"/stories/{SLUG}/events", publisher)
+            await _create_story(liveblog.publisher)
+            if "liveblog" in options.servers:
+                results.servers["liveblog"] = await run_server(liveblog, "liveblog", options)
+            if "nchan" in options.servers:
+                why_not = servers.nchan_available()
+                if why_not:
+                    raise RuntimeError(why_not)
+                proc = servers.start_nchan(work / "nginx")
+                nchan = NchanServer(proc, "/sub", Publisher(HOST, proc.port))
+                nchan.block_bytes = liveblog.block_bytes
+                results.servers["nchan"] = await run_server(nchan, "nchan", options)
+                await nchan.publisher.close()
+                proc.stop()
+            if "wrk" in options.scenarios:
+                if shutil.which("wrk") is None:
+                    results.wrk_note = "wrk is not installed (apt-get install wrk)"
+                else:
+                    results.wrk = await wrk_story_page(ours.port, options.wrk_seconds)
+                    print(
+                        f"  story page with wrk: {results.wrk['full_page_rps']:.0f} req/s "
+                        f"in full, {results.wrk['not_modified_rps']:.0f} req/s as 304",
+                        flush=True,
+                    )
+            await liveblog.publisher.close()
+            next_seq = liveblog.next_seq
+            ours.stop()
+            liveblog = None
+            if "redis" in options.scenarios:
+                missing = redis_backend_missing()
+                if missing:
+                    results.redis_note = missing
+                    print(f"  two workers with Redis: skipped: {missing}", flush=True)
+                else:
+                    results.redis = await run_redis(work, token, options, next_seq)
+        finally:
+            for server in (liveblog, nchan):
+                if server is not None:
+                    server.proc.stop()
+    results.machine["load_after"] = load_average()
+    return results
+
+
+async def _create_story(publisher: Publisher) -> None:
+    body = json.dumps({"title": "Bench story", "slug": SLUG, "status": "live"}).encode()
+    status, answer, _ = await publisher.post("/api/stories", body)
+    if status != 201:
+        raise RuntimeError(f"could not create the story: {status} {answer[:200]!r}")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def results_json(results: Results) -> dict[str, Any]:
+    data: dict[str, Any] = _jsonable(asdict(results))
+    for name, server in results.servers.items():
+        data["servers"][name]["kib_per_reader"] = server.kib_per_reader
+        for phase_name in ("idle", "hectic"):
+            phase = getattr(server, phase_name)
+            if phase is not None:
+                data["servers"][name][phase_name]["complete"] = phase.complete
+    if results.redis is not None:
+        data["redis"]["complete"] = results.redis.complete
+    return data

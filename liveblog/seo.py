@@ -1,0 +1,123 @@
+"""What search engines and social networks read: JSON-LD, Open Graph, canonical URLs.
+
+The story page describes itself as a schema.org ``LiveBlogPosting`` whose
+``liveBlogUpdate`` entries are the updates on the page (``BlogPosting``). The JSON goes
+into a ``<script type="application/ld+json">`` block, which browsers never execute; it
+is still HTML-parsed, so ``<``, ``>`` and ``&`` are written as JSON escapes and no
+string can close the element early.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+
+from markupsafe import Markup
+from starlette.requests import Request
+
+from liveblog.feed import first_words
+from liveblog.models import Story, StoryStatus, Update, User, iso
+
+HEADLINE_LIMIT = 110  # what search engines show of a headline
+_TAG = re.compile(r"<[^>]+>")
+
+
+def base_url(request: Request, configured: str | None) -> str:
+    return configured or str(request.base_url)
+
+
+def absolute(base: str, path: str) -> str:
+    return urljoin(base, path)
+
+
+def plain_text(body_html: str) -> str:
+    """Text of sanitized update HTML (ours: no scripts or comments to worry about)."""
+    return " ".join(html.unescape(_TAG.sub(" ", body_html)).split())
+
+
+def update_headline(update: Update) -> str:
+    return first_words(update.headline or plain_text(update.body_html), HEADLINE_LIMIT)
+
+
+def blog_posting(update: Update, author: User, *, story: Story, base: str) -> dict[str, Any]:
+    url = absolute(base, f"/stories/{story.slug}/updates/{update.id}")
+    posting: dict[str, Any] = {
+        "@type": "BlogPosting",
+        "@id": url,
+        "url": url,
+        "headline": update_headline(update),
+        "datePublished": iso(update.created_at),
+        "dateModified": iso(update.edited_at or update.created_at),
+        "author": {
+            "@type": "Person",
+            "name": author.display_name,
+            "url": absolute(base, f"/authors/{author.username}"),
+        },
+        "articleBody": plain_text(update.body_html),
+    }
+    if update.image_url:
+        posting["image"] = absolute(base, update.image_url)
+    return posting
+
+
+def live_blog_posting(
+    story: Story, rows: list[tuple[Update, User]], *, base: str
+) -> dict[str, Any]:
+    url = absolute(base, f"/stories/{story.slug}")
+    started = story.started_at or story.created_at
+    modified = max(
+        [update.edited_at or update.created_at for update, _ in rows] or [story.updated_at]
+    )
+    data: dict[str, Any] = {
+        "@context": "https://schema.org",
+        "@type": "LiveBlogPosting",
+        "@id": url,
+        "url": url,
+        "mainEntityOfPage": url,
+        "headline": first_words(story.title, HEADLINE_LIMIT),
+        "description": story.summary or story.title,
+        "datePublished": iso(started),
+        "dateModified": iso(modified),
+        "coverageStartTime": iso(started),
+        "liveBlogUpdate": [
+            blog_posting(update, author, story=story, base=base) for update, author in rows
+        ],
+    }
+    if story.status == StoryStatus.ended and story.ended_at is not None:
+        data["coverageEndTime"] = iso(story.ended_at)
+    return data
+
+
+def json_ld(data: dict[str, Any]) -> Markup:
+    """JSON for a ``<script type="application/ld+json">`` element, safe in HTML."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(char, escape)
+    return Markup(text)
+
+
+@dataclass(frozen=True)
+class PageMeta:
+    """Canonical URL and the Open Graph / Twitter card of one page."""
+
+    canonical: str
+    title: str
+    description: str
+    image: str | None = None
+    published: str | None = None
+    modified: str | None = None
+
+    @property
+    def card(self) -> str:
+        return "summary_large_image" if self.image else "summary"
+
+
+def first_image(rows: list[tuple[Update, User]], base: str) -> str | None:
+    for update, _ in rows:
+        if update.image_url:
+            return absolute(base, update.image_url)
+    return None

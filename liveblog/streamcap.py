@@ -1,0 +1,71 @@
+"""A cap on concurrent event streams per client address, as pure ASGI middleware.
+
+One reader needs one stream per open story; a client holding hundreds is a script
+trying to exhaust this process's connections and memory. Beyond the cap the stream
+request is answered ``429 Too Many Requests`` with ``Retry-After`` before the stream
+view runs. The count is per process (each worker guards its own connections).
+
+The address is the ASGI client address: behind a reverse proxy, run uvicorn with
+``--proxy-headers --forwarded-allow-ips=<proxy>`` so it is the reader's, not the
+proxy's. Carrier-grade NAT puts many readers behind one address: keep the cap generous.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+STREAM_PATH = re.compile(r"^/stories/[^/]+/events$")
+RETRY_AFTER_SECONDS = 10
+
+
+def client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+class StreamCap:
+    def __init__(self, app: ASGIApp, *, max_per_client: int) -> None:
+        self.app = app
+        self.max_per_client = max_per_client  # 0: no cap
+        self.open: Counter[str] = Counter()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.max_per_client <= 0
+            or scope["type"] != "http"
+            or scope["method"] != "GET"
+            or not STREAM_PATH.match(scope["path"])
+        ):
+            await self.app(scope, receive, send)
+            return
+        address = client_address(scope)
+        if self.open[address] >= self.max_per_client:
+            await _refuse(send, self.max_per_client)
+            return
+        self.open[address] += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.open[address] -= 1
+            if self.open[address] <= 0:
+                del self.open[address]
+
+
+async def _refuse(send: Send, limit: int) -> None:
+    body = f"too many open streams from your address (at most {limit})".encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

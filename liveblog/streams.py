@@ -1,0 +1,446 @@
+"""Open event streams, the reader hot path, in pure ASGI.
+
+``GET /stories/{slug}/events`` (``views/stream.py``) decides *what* a reader gets; this
+module writes it, as cheaply as a Python process can:
+
+* A live frame is written to each reader by the hub's fan-out itself: the stream's
+  subscription calls back (``Subscription.on_ready``) and the stream drives the ASGI
+  ``send`` coroutine by hand. A write to a socket with room returns without waiting,
+  so nothing is scheduled, no task wakes up, and a frame costs one socket write per
+  reader. Only a write that must wait (the reader's socket is full) is handed to a task,
+  which also writes whatever queues up in the bounded backlog meanwhile.
+* The reader's own request task just waits for the client to hang up.
+* One ticker per process does what took a task or a timer per stream: heartbeats to
+  idle streams, the send timeout (a write blocked too long drops the connection), and
+  the end of every stream when uvicorn shuts down.
+
+sse-starlette ran three to four tasks, a task group and a lock per stream, and waking a
+task per reader per event cost several times what nginx + nchan spends on a delivery;
+``docs/performance.md`` has the measurements. The wire format is unchanged: the same
+headers, the ``retry:`` block first, each event as its shared ``Frame`` bytes,
+``: heartbeat`` comments.
+
+Joining a live story that already has readers here costs no database query: ``Streams``
+remembers, per live story with local streams, its id and that it is live, checked
+against every event that passes (a ``story`` event, which may end or unpublish it, makes
+the next reader read the story again); the hub knows the position to start from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
+from dataclasses import dataclass
+from types import CoroutineType
+from typing import Any, TypeVar
+
+from sse_starlette.sse import AppStatus
+from starlette.types import Message, Receive, Send
+
+from liveblog.events import Frame
+from liveblog.hub import Hub, Subscription
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"connection", b"keep-alive"),
+    (b"x-accel-buffering", b"no"),
+]
+# Pushed into an idle stream's subscription like a frame, so it is written in order with
+# the frames; seq 0 is never an event's.
+HEARTBEAT = Frame(story_id=0, seq=0, closes=False, data=b": heartbeat\n\n")
+STORY_EVENT = b"\nevent: story\n"
+MAX_TICK = 0.5  # seconds: how soon a server shutdown ends the open streams
+monotonic = time.monotonic
+
+
+def start_message() -> Message:
+    return {"type": "http.response.start", "status": 200, "headers": list(HEADERS)}
+
+
+def body_message(data: bytes, *, more: bool = True) -> Message:
+    return {"type": "http.response.body", "body": data, "more_body": more}
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, None, None], pending: Any) -> Generator[Any, None, None]:
+    """Finish ``coro``, driven by hand until it yielded ``pending`` (the future it waits
+    on), inside a task: what ``await`` would have done had a task been driving it."""
+    while True:
+        try:
+            yield pending
+        except BaseException as exc:  # cancelled (the send timeout): the write sees it
+            try:
+                pending = coro.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                pending = coro.send(None)
+            except StopIteration:
+                return
+
+
+@dataclass(eq=False, slots=True)
+class LiveStory:
+    """A live story with streams in this process: what a new reader needs to join it."""
+
+    slug: str
+    id: int
+    # Every event up to ``checked`` was seen here, and none of them changed the story
+    # since it was last read as live.
+    checked: int
+    live: bool = True
+    streams: int = 0
+
+    def saw(self, frame: Frame) -> None:
+        """Called with each frame past ``checked``, by the first stream that writes it."""
+        if frame.seq == self.checked + 1 and frame.data.find(STORY_EVENT, 0, 48) < 0:
+            self.checked = frame.seq
+        else:  # a story event (title, status, pin...) or a gap: read the story again
+            self.live = False
+            self.checked = max(self.checked, frame.seq)
+
+
+class EventStream:
+    """One reader's stream."""
+
+    __slots__ = (
+        "_interrupting",
+        "_send",
+        "_streams",
+        "aborted",
+        "direct",
+        "ending",
+        "last",
+        "listening",
+        "story",
+        "subscription",
+        "task",
+        "writer",
+        "writing_since",
+        "wrote",
+    )
+
+    def __init__(
+        self,
+        streams: Streams,
+        send: Send,
+        subscription: Subscription,
+        *,
+        last: int,
+        story: LiveStory | None,
+        task: asyncio.Task[Any],
+    ) -> None:
+        self._streams = streams
+        self._send = send
+        self.subscription = subscription
+        self.last = last  # the newest event sent (or replayed)
+        self.story = story
+        self.task = task  # the request's task: it starts and finishes the response
+        self.writer: asyncio.Task[None] | None = None  # finishing a write that had to wait
+        self.direct = False  # the fan-out writes frames as they come
+        self.listening = False  # the request task waits for the client to hang up
+        self.ending = False
+        self.aborted = False
+        self.writing_since = 0.0  # when the write in progress began waiting (0: none)
+        self.wrote = False  # an event was written since the last heartbeat round
+        self._interrupting = False
+        subscription.on_ready = self._ready
+
+    async def run(
+        self, receive: Receive, first: bytes, replay: AsyncIterator[bytes] | None
+    ) -> None:
+        """Send the headers, ``first`` (the retry line), the ``replay`` batches, then the
+        live frames until the story ends, the client hangs up, or the subscription closes
+        (it overflowed, or the server stops): the reader then resumes from the log."""
+        try:
+            await self._write(start_message())
+            await self._write(body_message(first))
+            if replay is not None:
+                async for batch in replay:
+                    await self._write(body_message(batch))
+            await self._catch_up()
+            if not self.ending:
+                # Live: the fan-out writes; this task waits for the client to hang up.
+                self.listening = True
+                try:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    return
+                except asyncio.CancelledError:  # end() or abort()
+                    if not self._interrupted():
+                        raise
+                finally:
+                    self.listening = False
+            if self.writer is not None and not self.writer.done():
+                await asyncio.wait([self.writer])
+            if not self.aborted:
+                await self._write(body_message(b"", more=False))
+        except asyncio.CancelledError:  # abort() of a write of this task's own
+            if not self._interrupted():
+                raise
+        finally:
+            self.direct = False
+            self.subscription.on_ready = None
+            if self.writer is not None:
+                self.writer.cancel()
+            self._streams.forget(self)
+        if self.aborted:
+            # Returning with the response unfinished makes the server drop the
+            # connection; the reader reconnects and resumes from the log.
+            log.info(
+                "dropped a reader of story %s: a write waited over its send timeout",
+                self.subscription.story_id,
+            )
+
+    def end(self) -> None:
+        """End the stream once what is being written is out (story over, or closed)."""
+        self.direct = False
+        if not self.ending:
+            self.ending = True
+            if self.listening:
+                self._interrupt()
+
+    def abort(self) -> None:
+        """A write waited past the send timeout: stop, and drop the connection."""
+        self.direct = False
+        self.aborted = True
+        if self.writer is not None:
+            self.writer.cancel()
+        self._interrupt()
+
+    # --- writing ------------------------------------------------------------------
+
+    def _ready(self) -> None:
+        """Called by the subscription, inside the hub's fan-out: a frame came, or it closed.
+
+        This runs once per reader per event, so ``_data`` and ``body_message`` are
+        written out in it rather than called."""
+        subscription = self.subscription
+        if not self.direct:  # the request task or the writer takes it from the backlog
+            if subscription.closed:
+                self.end()
+            return
+        send = self._send
+        story = self.story
+        try:
+            while (frame := subscription.take()) is not None:
+                if frame is not HEARTBEAT:
+                    seq = frame.seq
+                    if seq <= self.last:
+                        continue
+                    self.last = seq
+                    if story is not None and seq > story.checked:
+                        story.saw(frame)
+                    self.wrote = True
+                write = send({"type": "http.response.body", "body": frame.data, "more_body": True})
+                if not isinstance(write, CoroutineType):  # an awaitable we cannot drive
+                    self._wait_for(write, frame.closes)
+                    return
+                try:
+                    pending = write.send(None)
+                except StopIteration:  # written (or queued by the transport): the usual case
+                    if frame.closes:
+                        self.end()
+                        return
+                    continue
+                # The socket is full: a task waits for it, then writes what queued up.
+                self._wait_for(_resume(write, pending), frame.closes)
+                return
+            if subscription.closed:
+                self.end()
+        except Exception:  # never into the hub's fan-out loop
+            log.exception("stream of story %s: a write failed", subscription.story_id)
+            self.abort()
+
+    def _wait_for(self, write: Awaitable[None], closes: bool) -> None:
+        self.direct = False
+        self.writing_since = monotonic()
+        self.writer = asyncio.get_running_loop().create_task(self._drain(write, closes))
+
+    async def _drain(self, blocked: Awaitable[None], closes: bool) -> None:
+        try:
+            await blocked
+            self.writing_since = 0.0
+            if closes:
+                self.end()
+            else:
+                await self._catch_up()
+        except Exception:
+            log.exception("stream of story %s: a write failed", self.subscription.story_id)
+            self.abort()
+
+    async def _catch_up(self) -> None:
+        """Write what waits in the backlog, then let the fan-out write directly."""
+        while not (self.ending or self.aborted):
+            frame = self.subscription.take()
+            if frame is None:
+                if self.subscription.closed:
+                    self.end()
+                else:
+                    self.direct = True
+                return
+            data = self._data(frame)
+            if data is None:
+                continue
+            await self._write(body_message(data))
+            if frame.closes:
+                self.end()
+
+    def _data(self, frame: Frame) -> bytes | None:
+        """What to write for ``frame``: None for an event sent already."""
+        if frame is HEARTBEAT:
+            return frame.data
+        seq = frame.seq
+        if seq <= self.last:
+            return None
+        self.last = seq
+        story = self.story
+        if story is not None and seq > story.checked:
+            story.saw(frame)
+        self.wrote = True
+        return frame.data
+
+    async def _write(self, message: Message) -> None:
+        self.writing_since = monotonic()
+        await self._send(message)
+        self.writing_since = 0.0
+
+    # --- interrupting the request task ---------------------------------------------
+
+    def _interrupt(self) -> None:
+        if not self._interrupting:
+            self._interrupting = True
+            self.task.cancel()
+
+    def _interrupted(self) -> bool:
+        """Whether a CancelledError was our own ``_interrupt`` (then it is spent)."""
+        if not self._interrupting:
+            return False
+        self._interrupting = False
+        return self.task.uncancel() == 0  # else the server cancels the request too
+
+
+class Streams:
+    """The open streams of one app, and the live stories they follow."""
+
+    def __init__(self, hub: Hub, *, heartbeat: float, send_timeout: float) -> None:
+        self.hub = hub
+        self.heartbeat = heartbeat
+        self.send_timeout = send_timeout
+        self.story_ids: dict[str, int] = {}  # slug -> id; a slug never changes hands
+        self._live: dict[str, LiveStory] = {}
+        self._open: set[EventStream] = set()
+        self._reads: dict[int | str, asyncio.Future[Any]] = {}
+        self._ticker: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._ticker = asyncio.create_task(self._tick(), name="liveblog-stream-ticker")
+
+    async def stop(self) -> None:
+        self.close_all()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+
+    @property
+    def open_count(self) -> int:
+        return len(self._open)
+
+    # --- live stories -------------------------------------------------------------
+
+    def live_story(self, slug: str) -> LiveStory | None:
+        """The story, if it is live with streams here and nothing changed it since."""
+        story = self._live.get(slug)
+        return story if story is not None and story.live else None
+
+    def confirm_live(self, slug: str, story_id: int, seq: int) -> LiveStory:
+        """The database says the story is live as of event ``seq``."""
+        story = self._live.get(slug)
+        if story is None:
+            story = self._live[slug] = LiveStory(slug=slug, id=story_id, checked=seq)
+        elif seq >= story.checked:
+            story.checked = seq
+            story.live = True
+        return story
+
+    def current(self, story: LiveStory, position: int) -> bool:
+        """Whether a reader subscribed at ``position`` may trust ``story`` unread."""
+        return story.live and position <= story.checked and self._live.get(story.slug) is story
+
+    # --- streams --------------------------------------------------------------------
+
+    def open(
+        self, send: Send, subscription: Subscription, *, last: int, story: LiveStory | None
+    ) -> EventStream:
+        """A stream for the current request: ``run`` it, after the events up to ``last``."""
+        task = asyncio.current_task()
+        assert task is not None
+        stream = EventStream(self, send, subscription, last=last, story=story, task=task)
+        self._open.add(stream)
+        if story is not None:
+            story.streams += 1
+        return stream
+
+    def forget(self, stream: EventStream) -> None:
+        self._open.discard(stream)
+        story = stream.story
+        if story is not None:
+            story.streams -= 1
+            if story.streams <= 0 and self._live.get(story.slug) is story:
+                del self._live[story.slug]
+
+    async def read_once(self, key: int | str, read: Callable[[], Awaitable[T]]) -> T:
+        """``read()``, shared by every reader asking for ``key`` (a story's id or slug)
+        while it runs: a crowd arriving at a story nobody here follows yet makes one
+        query, not thousands."""
+        pending = self._reads.get(key)
+        if pending is None:
+            pending = self._reads[key] = asyncio.ensure_future(read())
+            pending.add_done_callback(lambda _: self._reads.pop(key, None))
+        result: T = await asyncio.shield(pending)
+        return result
+
+    # --- the ticker ---------------------------------------------------------------
+
+    def close_all(self) -> None:
+        for stream in list(self._open):
+            stream.subscription.close()
+
+    async def _tick(self) -> None:
+        period = min(MAX_TICK, self.heartbeat / 4, self.send_timeout / 4)
+        next_beat = monotonic() + self.heartbeat
+        while True:
+            await asyncio.sleep(period)
+            try:
+                next_beat = self._tick_once(next_beat)
+            except Exception:  # keep ticking: every open stream depends on it
+                log.exception("stream ticker")
+
+    def _tick_once(self, next_beat: float) -> float:
+        now = monotonic()
+        if AppStatus.should_exit:
+            # uvicorn is shutting down (sse-starlette hooks its signal handler): end
+            # every stream now rather than hold the shutdown until it times out.
+            self.close_all()
+        for stream in list(self._open):
+            since = stream.writing_since
+            if since and now - since > self.send_timeout and not stream.aborted:
+                stream.abort()
+        if now < next_beat:
+            return next_beat
+        for stream in list(self._open):
+            if not stream.wrote:  # silent for a whole interval
+                stream.subscription.push(HEARTBEAT)
+            stream.wrote = False
+        return now + self.heartbeat

@@ -1,0 +1,46 @@
+"""Author pages: ``/authors/{username}`` lists one editor's recent updates across stories."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from liveblog import seo, store
+from liveblog.models import StoryStatus
+from liveblog.state import get_liveblog
+from liveblog.views.common import current_user, render
+
+RECENT = 30
+
+
+async def author_page(request: Request) -> Response:
+    liveblog = get_liveblog(request)
+    # Drafts stay hidden from readers here as everywhere else.
+    statuses = [StoryStatus.live, StoryStatus.ended]
+    if await current_user(request) is not None:
+        statuses.append(StoryStatus.draft)
+    async with liveblog.db.session() as session:
+        author = await store.get_user_by_username(session, request.path_params["username"])
+        rows = (
+            []
+            if author is None
+            else await store.updates_by_author(session, author, statuses=statuses, limit=RECENT)
+        )
+    if author is None:
+        raise HTTPException(404, "No such author.")
+    fragment = liveblog.renderer.update_fragment
+    entries = [(story, fragment(update, story, author, anchor=False)) for update, story in rows]
+    base = seo.base_url(request, liveblog.settings.base_url)
+    meta = seo.PageMeta(
+        canonical=seo.absolute(base, f"/authors/{author.username}"),
+        title=f"Updates by {author.display_name}",
+        description=f"The latest live updates by {author.display_name}.",
+    )
+    return await render(
+        request, "author.html", {"author": author, "entries": entries, "meta": meta}
+    )
+
+
+routes = [Route("/authors/{username}", author_page)]

@@ -1,0 +1,39 @@
+"""The desk's revision history of one update: every version, who wrote it and when."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from liveblog import revisions, store
+from liveblog.state import get_liveblog
+from liveblog.views.common import render, require_user
+
+
+async def update_history(request: Request) -> Response:
+    await require_user(request)
+    liveblog = get_liveblog(request)
+    async with liveblog.db.session() as session:
+        story = await store.get_story(session, request.path_params["slug"])
+        update = (
+            None
+            if story is None
+            else await store.get_update(session, story, request.path_params["update_id"])
+        )
+        if story is None or update is None:
+            raise HTTPException(404, "No such update.")
+        versions = await revisions.history(session, update)
+    # Earlier bodies are shown as readers saw them: Markdown through the same sanitizer.
+    rendered = [(version, liveblog.renderer.markdown(version.body)) for version in versions]
+    return await render(
+        request,
+        "desk/history.html",
+        {"story": story, "update": update, "versions": rendered},
+    )
+
+
+routes = [
+    Route("/desk/stories/{slug}/updates/{update_id:int}/history", update_history, methods=["GET"]),
+]

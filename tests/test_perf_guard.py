@@ -1,0 +1,97 @@
+"""A small run of the fan-out benchmark (``python -m bench``), as CI's guard.
+
+A few hundred readers on one story, a handful of updates, against our server (one
+uvicorn worker, uvloop + httptools), nginx + nchan (the reference), two workers sharing
+a Redis, and wrk on the story page. It checks that every reader got every update, in
+order, and that the page answers 304 under wrk; it prints the timings and asserts none
+of them (speed is for ``python -m bench`` and docs/performance.md, on a quiet machine).
+
+nginx + nchan, redis-server and wrk are Debian packages (``.ci/run`` installs them):
+where one is missing its part is skipped, except under CI, where that fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any
+
+import pytest
+
+from bench.__main__ import main as bench_command
+from bench.servers import nchan_available
+
+READERS = 300
+UPDATES = 5
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def missing(why: str | None) -> bool:
+    """True (skip that part) when ``why`` says a tool is missing, unless under CI."""
+    if why is None:
+        return False
+    if IN_CI:
+        pytest.fail(f"CI must provide it: {why}")
+    return True
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    servers = ["liveblog"]
+    if not missing(nchan_available()):
+        servers.append("nchan")
+    scenarios = ["idle"]
+    if not missing(None if shutil.which("redis-server") else "redis-server is not installed"):
+        scenarios.append("redis")
+    if not missing(None if shutil.which("wrk") else "wrk is not installed"):
+        scenarios.append("wrk")
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    # The one bench command, run in this process: what it prints shows with ``-s``.
+    arguments = [
+        "--readers", str(READERS), "--updates", str(UPDATES),
+        "--servers", ",".join(servers), "--scenarios", ",".join(scenarios),
+        "--wrk-seconds", "1", "--json", str(out),
+    ]  # fmt: skip
+    assert bench_command(arguments) == 0
+    results: dict[str, Any] = json.loads(out.read_text())
+    return results
+
+
+def check_phase(phase: dict[str, Any] | None, readers: int, what: str) -> None:
+    assert phase is not None, f"{what}: no figures"
+    assert phase["errors"] == [], f"{what}: {phase['errors']}"
+    assert phase["in_order"], f"{what}: a reader saw events out of order"
+    assert phase["expected"] == readers * UPDATES
+    assert phase["deliveries"] == phase["expected"], f"{what}: {phase['updates']}"
+    assert [update["delivered"] for update in phase["updates"]] == [readers] * UPDATES
+    assert phase["complete"]
+
+
+def test_every_reader_gets_every_update_in_order(run: dict[str, Any]) -> None:
+    ours = run["servers"]["liveblog"]
+    assert ours["readers"] == READERS
+    check_phase(ours["idle"], READERS, "liveblog")
+
+
+def test_the_reference_gets_the_same_load(run: dict[str, Any]) -> None:
+    if "nchan" not in run["servers"]:
+        pytest.skip(nchan_available() or "nchan did not run")
+    check_phase(run["servers"]["nchan"]["idle"], READERS, "nginx + nchan")
+    ours, nchan = run["servers"]["liveblog"]["idle"], run["servers"]["nchan"]["idle"]
+    # The same client sent both the same-sized events.
+    assert abs(ours["block_bytes"] - nchan["block_bytes"]) <= 16, (ours, nchan)
+
+
+def test_two_workers_with_redis_get_every_update_in_order(run: dict[str, Any]) -> None:
+    if run["redis"] is None:
+        pytest.skip(run["redis_note"] or "the Redis scenario did not run")
+    check_phase(run["redis"], READERS, "two workers + Redis")
+
+
+def test_story_page_answers_304_under_wrk(run: dict[str, Any]) -> None:
+    if not run["wrk"]:
+        pytest.skip(run["wrk_note"] or "wrk did not run")
+    # wrk itself fails the bench on any non-2xx/3xx answer; both runs served requests.
+    assert run["wrk"]["full_page_rps"] > 0
+    assert run["wrk"]["not_modified_rps"] > 0
