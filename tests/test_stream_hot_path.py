@@ -130,12 +130,16 @@ async def test_a_crowd_arriving_at_once_reads_the_story_once(
             contextlib.AsyncExitStack() as open_streams,
         ):
 
+            bodies: list[AsyncIterator[bytes]] = []  # kept: a dropped one closes its stream
+
             async def join() -> None:
                 url = f"/stories/{slug}/events"
                 response = await open_streams.enter_async_context(many.stream("GET", url))
                 assert response.status_code == 200
-                async for _retry_line in response.aiter_raw():
-                    return  # subscribed: the server sends nothing before that
+                body = response.aiter_raw()
+                bodies.append(body)
+                # The retry line: the server sends nothing before it has subscribed.
+                assert (await anext(body)).startswith(b"retry:")
 
             await asyncio.gather(*(join() for _ in range(crowd)))
             assert server.liveblog.hub.subscriber_count(story_id(server, slug)) == crowd

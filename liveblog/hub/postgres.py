@@ -28,6 +28,7 @@ from liveblog.hub.backend import connection_name, split_namespace
 
 MAX_PAYLOAD = 7999  # bytes: PostgreSQL refuses 8000 and more
 MAX_CHANNEL = 63  # bytes: longer identifiers are truncated by the server
+PUBLISH_TIMEOUT = 5.0  # seconds
 # libpq connection parameters (the conninfo keywords)
 CONNECT_PARAMS: dict[str, Any] = {
     "connect_timeout": 5,
@@ -92,11 +93,15 @@ class PostgresBackend:
     async def publish(self, channel: str, message: bytes) -> None:
         if len(message) > MAX_PAYLOAD:
             raise ValueError(f"NOTIFY payloads are limited to {MAX_PAYLOAD} bytes")
-        if self._notifier is None:
+        notifier = self._notifier
+        if notifier is None:
             raise ConnectionError("not connected to PostgreSQL")
-        await self._notifier.execute(
-            "SELECT pg_notify(%s, %s)", (self._name(channel), message.decode())
-        )
+        # Bounded: an editor's request waits on this, and a server that stopped
+        # answering must not hold it (the hub re-sends after reconnecting).
+        async with asyncio.timeout(PUBLISH_TIMEOUT):
+            await notifier.execute(
+                "SELECT pg_notify(%s, %s)", (self._name(channel), message.decode())
+            )
 
     async def listen(self) -> AsyncIterator[tuple[str, bytes]]:
         queue = self._queue
@@ -178,6 +183,12 @@ class PostgresBackend:
         connections = (self._listener, self._notifier)
         self._listener = self._notifier = None
         for conn in connections:
+            if conn is None:
+                continue
             with contextlib.suppress(Exception):  # closing a broken connection may fail too
-                if conn is not None:
+                # Under the connection's own lock: psycopg closes at once, and a NOTIFY
+                # still in flight on it would then hang instead of finishing.
+                async with asyncio.timeout(PUBLISH_TIMEOUT), conn.lock:
                     await conn.close()
+            with contextlib.suppress(Exception):
+                await conn.close()  # (a no-op when it closed above)
