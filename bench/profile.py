@@ -1,10 +1,11 @@
 """``--profile DIR``: where liveblog's time goes, sampled with py-spy while the bench runs.
 
 py-spy (``pip install -e '.[profile]'``) samples the server's Python stacks from outside,
-without slowing it much (``--nonblocking``). Each phase (connecting the readers, the
-idle updates) gets the raw samples in ``DIR/<phase>.txt`` (load them into speedscope or
-``flamegraph.pl``) and a summary, ``DIR/<phase>-top.txt``: the functions holding the
-most samples themselves, and the frames on the stack the longest.
+pausing it for each sample (consistent stacks, a few per cent slower). Each phase
+(connecting the readers, the idle updates) gets the raw samples in ``DIR/<phase>.txt``
+(load them into speedscope or ``flamegraph.pl``) and a summary, ``DIR/<phase>-top.txt``:
+the functions holding the most samples themselves, and the frames on the stack the
+longest.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Profiler:
         out = self.directory / f"{phase}.txt"
         command = [
             "py-spy", "record", "--pid", str(pid), "--rate", str(RATE), "--format", "raw",
-            "--nonblocking", "--output", str(out),
+            "--output", str(out),
         ]  # fmt: skip
         popen = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)  # attached before the phase begins

@@ -208,9 +208,7 @@ class NchanServer(Server):
         return seq, sent
 
 
-async def publish_and_wait(
-    server: Server, swarms: list[Swarm], count: int, readers: int
-) -> Phase:
+async def publish_and_wait(server: Server, swarms: list[Swarm], count: int, readers: int) -> Phase:
     """Publish ``count`` events one at a time, each only after every reader has the last."""
     sent: dict[int, float] = {}
     cpu_before = server.proc.cpu_times()
@@ -261,9 +259,7 @@ def _merge(swarms: list[Swarm], sent: dict[int, float]) -> list[Delivery]:
         return deliveries(swarms[0], sent)
     merged: list[Delivery] = []
     for seq, at in sorted(sent.items()):
-        latencies = [
-            arrival - at for swarm in swarms for arrival in swarm.arrivals.get(seq, ())
-        ]
+        latencies = [arrival - at for swarm in swarms for arrival in swarm.arrivals.get(seq, ())]
         merged.append(Delivery(seq, at, latencies))
     return merged
 
@@ -285,9 +281,7 @@ async def run_server(server: Server, name: str, options: Options) -> ServerResul
     swarm = Swarm(HOST, proc.port, server.stream_path)
     result.rss_base_kib = proc.rss_kib()
     cpu_before = proc.cpu_times()
-    result.connect_s = await swarm.connect(
-        options.readers, concurrency=options.connect_concurrency
-    )
+    result.connect_s = await swarm.connect(options.readers, concurrency=options.connect_concurrency)
     result.connect_cpu_us = sum(cpu_since(server, cpu_before)) / options.readers * 1e6
     if profiler is not None:
         profiler.stop()

@@ -98,9 +98,7 @@ def _wait_for_port(proc: subprocess.Popen[bytes], port: int, what: str) -> None:
 
 
 def liveblog_settings(data_dir: Path, broadcast_url: str = "memory://") -> Settings:
-    return Settings(
-        data_dir=data_dir, secret_key=SecretStr(SECRET), broadcast_url=broadcast_url
-    )
+    return Settings(data_dir=data_dir, secret_key=SecretStr(SECRET), broadcast_url=broadcast_url)
 
 
 async def prepare_liveblog(data_dir: Path) -> str:

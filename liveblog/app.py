@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from liveblog import embedding, events, schema, store
+from liveblog.asgi import LiveblogApp, stream_headers
 from liveblog.auth import Csrf
 from liveblog.cors import PublicReadCors
 from liveblog.db import Database
@@ -32,7 +33,6 @@ from liveblog.render import STATIC_DIR, Renderer, make_templates
 from liveblog.settings import Settings
 from liveblog.state import Liveblog, get_liveblog
 from liveblog.stats import ReaderStats
-from liveblog.streamcap import StreamCap
 from liveblog.streams import Streams
 from liveblog.views import (
     accounts,
@@ -53,8 +53,9 @@ log = logging.getLogger("liveblog")
 HEALTH_TIMEOUT = 5.0  # seconds; a load balancer's health check must get an answer
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None) -> LiveblogApp:
     settings = settings or Settings()
+    site_headers = stream_headers(https=settings.https)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             hub,
             heartbeat=settings.heartbeat_interval,
             send_timeout=settings.stream_send_timeout,
+            site_headers=site_headers,
         )
         await streams.start()
         secret = settings.resolved_secret()
@@ -145,12 +147,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Uploaded images; with LIVEBLOG_MEDIA_URL on a CDN this is its origin.
         Mount("/media", StaticFiles(directory=settings.media_dir(), check_dir=False), name="media"),
     ]
-    return Starlette(
+    return LiveblogApp(
+        # Streams are served outside the stack below: see liveblog/asgi.py.
+        stream_endpoint=stream.endpoint(
+            max_streams_per_client=settings.max_streams_per_client, site_headers=site_headers
+        ),
         routes=routes,
         middleware=[
-            # Outermost, so every response gets the headers (413 and 429 too).
+            # Outermost, so every response gets the headers (413 too). Streams, served
+            # outside this list, send the same ones themselves (liveblog/asgi.py).
             Middleware(SecurityHeaders, https=settings.https),
-            Middleware(StreamCap, max_per_client=settings.max_streams_per_client),
             Middleware(
                 BodySizeLimit,
                 max_bytes=settings.max_body_bytes,
@@ -225,7 +231,7 @@ def login_throttle(settings: Settings) -> LoginThrottle:
     )
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> LiveblogApp:
     """For ``uvicorn --factory liveblog.app:app_from_environment`` (and ``serve --reload``)."""
     tune_for_serving()  # this process serves the app: see liveblog/gc_tuning.py
     return create_app(Settings())

@@ -23,6 +23,8 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 # What EventSource and fetch may send on a reconnect or revalidation.
 ALLOWED_HEADERS = "Last-Event-ID, Cache-Control, Accept"
 PREFLIGHT_MAX_AGE = "86400"
+# What a read of one of these paths gets (``liveblog.asgi`` adds it to the stream's own).
+PUBLIC_READ_HEADERS = [(b"access-control-allow-origin", b"*")]
 
 
 class PublicReadCors:
@@ -47,7 +49,8 @@ class PublicReadCors:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
                 headers = MutableHeaders(scope=message)
-                headers["Access-Control-Allow-Origin"] = "*"
+                for name, value in PUBLIC_READ_HEADERS:
+                    headers[name.decode()] = value.decode()
             await send(message)
 
         await self.app(scope, receive, send_with_cors)

@@ -36,7 +36,9 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite and self.url.database and self.url.database != ":memory:":
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-        options: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+        # A network database's connections go stale; a SQLite file's do not, and the
+        # ping would cost every session an extra round trip through aiosqlite's thread.
+        options: dict[str, Any] = {"echo": echo, "pool_pre_ping": not self.is_sqlite}
         if self.url.get_backend_name() == "postgresql":
             # Named in pg_stat_activity, so an operator can tell the app's connections
             # from the broadcast backend's LISTEN connection.

@@ -108,8 +108,7 @@ class Settings(BaseSettings):
         scheme = value.split("://", 1)[0]
         if scheme not in BROADCAST_SCHEMES:
             raise ValueError(
-                f"unsupported broadcast backend {scheme!r}; use memory://, redis:// "
-                "or postgres://"
+                f"unsupported broadcast backend {scheme!r}; use memory://, redis:// or postgres://"
             )
         return value
 

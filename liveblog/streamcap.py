@@ -1,4 +1,5 @@
-"""A cap on concurrent event streams per client address, as pure ASGI middleware.
+"""A cap on concurrent event streams per client address, as pure ASGI middleware
+around the stream endpoint (``liveblog.asgi`` serves streams outside the app's stack).
 
 One reader needs one stream per open story; a client holding hundreds is a script
 trying to exhaust this process's connections and memory. Beyond the cap the stream
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-STREAM_PATH = re.compile(r"^/stories/[^/]+/events$")
+STREAM_PATH = re.compile(r"^/stories/(?P<slug>[^/]+)/events$")
 RETRY_AFTER_SECONDS = 10
 
 
@@ -27,9 +29,16 @@ def client_address(scope: Scope) -> str:
 
 
 class StreamCap:
-    def __init__(self, app: ASGIApp, *, max_per_client: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_per_client: int,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
         self.app = app
         self.max_per_client = max_per_client  # 0: no cap
+        self.headers = list(headers)  # the site's, for the 429
         self.open: Counter[str] = Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -43,7 +52,7 @@ class StreamCap:
             return
         address = client_address(scope)
         if self.open[address] >= self.max_per_client:
-            await _refuse(send, self.max_per_client)
+            await _refuse(send, self.max_per_client, self.headers)
             return
         self.open[address] += 1
         try:
@@ -54,7 +63,7 @@ class StreamCap:
                 del self.open[address]
 
 
-async def _refuse(send: Send, limit: int) -> None:
+async def _refuse(send: Send, limit: int, headers: list[tuple[bytes, bytes]]) -> None:
     body = f"too many open streams from your address (at most {limit})".encode()
     await send(
         {
@@ -65,6 +74,7 @@ async def _refuse(send: Send, limit: int) -> None:
                 (b"content-length", str(len(body)).encode()),
                 (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
                 (b"cache-control", b"no-store"),
+                *headers,
             ],
         }
     )

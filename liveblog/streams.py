@@ -33,7 +33,7 @@ import contextlib
 import logging
 import time
 import types
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass
 from types import CoroutineType
 from typing import Any, TypeVar
@@ -61,8 +61,8 @@ MAX_TICK = 0.5  # seconds: how soon a server shutdown ends the open streams
 monotonic = time.monotonic
 
 
-def start_message() -> Message:
-    return {"type": "http.response.start", "status": 200, "headers": list(HEADERS)}
+def start_message(headers: list[tuple[bytes, bytes]]) -> Message:
+    return {"type": "http.response.start", "status": 200, "headers": list(headers)}
 
 
 def body_message(data: bytes, *, more: bool = True) -> Message:
@@ -162,7 +162,7 @@ class EventStream:
         live frames until the story ends, the client hangs up, or the subscription closes
         (it overflowed, or the server stops): the reader then resumes from the log."""
         try:
-            await self._write(start_message())
+            await self._write(start_message(self._streams.headers))
             await self._write(body_message(first))
             if replay is not None:
                 async for batch in replay:
@@ -332,8 +332,19 @@ class EventStream:
 class Streams:
     """The open streams of one app, and the live stories they follow."""
 
-    def __init__(self, hub: Hub, *, heartbeat: float, send_timeout: float) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        heartbeat: float,
+        send_timeout: float,
+        site_headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
         self.hub = hub
+        # What the site adds to every response on this path (security, CORS), and a
+        # stream's response headers: its own, then those.
+        self.site_headers = list(site_headers)
+        self.headers = [*HEADERS, *self.site_headers]
         self.heartbeat = heartbeat
         self.send_timeout = send_timeout
         self.story_ids: dict[str, int] = {}  # slug -> id; a slug never changes hands

@@ -30,8 +30,7 @@ def snapshot(settings: Settings) -> Snapshot:
     """Every row of the content tables, straight from the database (SQLite or PostgreSQL:
     tests/test_postgres_api.py runs this module there too)."""
     return {
-        table: services.rows(settings, f'SELECT * FROM "{table}" ORDER BY id')
-        for table in TABLES
+        table: services.rows(settings, f'SELECT * FROM "{table}" ORDER BY id') for table in TABLES
     }
 
 

@@ -145,9 +145,7 @@ async def make_hub(backend: BroadcastBackend, log: EventLog) -> AsyncIterator[Hu
 
     async def make(*, backlog: int = 64) -> Hub:
         assert not hubs, "one hub per backend instance"
-        hub = Hub(
-            backend, load_frames=log.load_frames, load_last_seq=log.last_seq, backlog=backlog
-        )
+        hub = Hub(backend, load_frames=log.load_frames, load_last_seq=log.last_seq, backlog=backlog)
         await hub.start()
         hubs.append(hub)
         return hub

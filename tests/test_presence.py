@@ -150,6 +150,7 @@ async def test_desk_shows_readers_now_peak_and_page_views(server: LiveServer) ->
                 return (await desk_stats(desk, "flood"))["readers_now"] == 0
 
             await eventually(none_now)
+
             # The peak and the views are kept in the story row.
             async def written() -> bool:
                 row = server.run(_story_row(server, "flood"))

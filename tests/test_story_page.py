@@ -197,9 +197,7 @@ async def test_author_pages_and_bylines(
     await client.delete(f"/api/stories/fire/updates/{gone['id']}", headers=bearer(editor.token))
 
     doc = await page(client, "/stories/flood")
-    bylines = [
-        a.attrs["href"] for a in doc.find_all("a", rel="author") if a.text() == "Alice"
-    ]
+    bylines = [a.attrs["href"] for a in doc.find_all("a", rel="author") if a.text() == "Alice"]
     assert bylines == ["/authors/alice"]
 
     author = await page(client, "/authors/alice")

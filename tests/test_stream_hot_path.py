@@ -129,7 +129,6 @@ async def test_a_crowd_arriving_at_once_reads_the_story_once(
             httpx.AsyncClient(base_url=server.url, timeout=WAIT, limits=limits) as many,
             contextlib.AsyncExitStack() as open_streams,
         ):
-
             bodies: list[AsyncIterator[bytes]] = []  # kept: a dropped one closes its stream
 
             async def join() -> None:

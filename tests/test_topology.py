@@ -153,9 +153,11 @@ async def test_restarting_redis_mid_stream_loses_nothing(
         with running_workers(live, "a", "b") as (a, b):
             await create_story(a.url, editor, SLUG)
             readers = [Reader(a.url, SLUG, "on-a"), Reader(b.url, SLUG, "on-b")]
-            async with reading(readers) as tasks, api(a.url, editor) as on_a, api(
-                b.url, editor
-            ) as on_b:
+            async with (
+                reading(readers) as tasks,
+                api(a.url, editor) as on_a,
+                api(b.url, editor) as on_b,
+            ):
                 await post_update(on_a, SLUG, "before 1")
                 await post_update(on_b, SLUG, "before 2")
                 for reader in readers:
@@ -194,9 +196,11 @@ async def test_terminating_the_listen_connection_loses_nothing(
     with running_workers(live, "a", "b") as (a, b):
         await create_story(a.url, editor, SLUG)
         readers = [Reader(a.url, SLUG, "on-a"), Reader(b.url, SLUG, "on-b")]
-        async with reading(readers) as tasks, api(a.url, editor) as on_a, api(
-            b.url, editor
-        ) as on_b:
+        async with (
+            reading(readers) as tasks,
+            api(a.url, editor) as on_a,
+            api(b.url, editor) as on_b,
+        ):
             await post_update(on_a, SLUG, "before 1")
             await post_update(on_b, SLUG, "before 2")
             for reader in readers:

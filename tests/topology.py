@@ -151,6 +151,7 @@ def running_workers(
 
 # --- nginx ------------------------------------------------------------------------------
 
+
 def render_nginx_template(destination: Path, variables: dict[str, str]) -> Path:
     """Render the compose template with envsubst, as the nginx image does at start."""
     envsubst = require_tool("envsubst")
@@ -237,8 +238,21 @@ class RedisServer:
         binary = require_tool("redis-server")
         log = self.work_dir / "redis.log"
         self.process = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", str(self.work_dir), "--logfile", str(log)],
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.work_dir),
+                "--logfile",
+                str(log),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,

@@ -33,8 +33,7 @@ def backend_from_url(url: str) -> BroadcastBackend:
             return PostgresBackend(url)
     except ImportError as exc:
         raise ValueError(
-            f"the {scheme}:// broadcast backend needs {exc.name}: "
-            f"pip install 'liveblog[{extra}]'"
+            f"the {scheme}:// broadcast backend needs {exc.name}: pip install 'liveblog[{extra}]'"
         ) from exc
     from liveblog.hub.memory import MemoryBackend
 

@@ -305,7 +305,8 @@ class Hub:
         subscription = Subscription(story_id, self._backlog)
         self._subscribers.setdefault(story_id, set()).add(subscription)
         try:
-            await self._sync_channel(story_id)
+            if not self._followed(story_id):
+                await self._sync_channel(story_id)
             yield subscription
         finally:
             subscription.close()
@@ -317,6 +318,15 @@ class Hub:
             # Shielded: a reader hanging up cancels its stream, and a half-done
             # unsubscribe would leave the channel state wrong for the next reader.
             await asyncio.shield(self._sync_channel(story_id))
+
+    def _followed(self, story_id: int) -> bool:
+        """Subscribed, position known, and nobody changing that right now: a reader
+        joining has nothing to sync (what a crowd arriving at a story mostly finds)."""
+        return (
+            story_id in self._listening
+            and story_id in self._last_seq
+            and story_id not in self._channel_locks
+        )
 
     def _channel_lock(self, story_id: int) -> asyncio.Lock:
         lock = self._channel_locks.get(story_id)

@@ -20,15 +20,15 @@ from collections.abc import AsyncIterator
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from liveblog import events, store
 from liveblog.hub import Subscription
 from liveblog.models import Story, StoryStatus
 from liveblog.state import Liveblog
-from liveblog.streams import HEADERS, LiveStory
+from liveblog.streamcap import StreamCap
+from liveblog.streams import LiveStory
 from liveblog.views.common import current_user
 
 REPLAY_BATCH = 500
@@ -92,10 +92,19 @@ async def _read_story(liveblog: Liveblog, story_id: int) -> Story | None:
 
 
 class StoryEvents:
-    """The endpoint, as a plain ASGI app: a stream outlives any request object."""
+    """The endpoint, as a plain ASGI app: a stream outlives any request object.
+
+    ``liveblog.asgi`` calls it directly, outside Starlette's stack, so it answers its
+    own errors and sends the site's headers itself."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         liveblog: Liveblog = scope["app"].state.liveblog
+        try:
+            await self._serve(scope, receive, send, liveblog)
+        except HTTPException as exc:  # raised before anything was sent
+            await _refuse(send, liveblog, exc)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, liveblog: Liveblog) -> None:
         streams = liveblog.streams
         slug: str = scope["path_params"]["slug"]
         last_event_id = parse_last_event_id(scope)
@@ -142,7 +151,7 @@ class StoryEvents:
             # No id counts as "now", and so does one past the log's end.
             last = position if last_event_id is None else min(last_event_id, newest)
             if scope["method"] == "HEAD":
-                await _head(send)
+                await _head(send, liveblog)
                 return
             replay = _replay(liveblog, story_id, last, position) if last < position else None
             first = events.retry_frame(liveblog.settings.retry_ms)
@@ -162,10 +171,9 @@ async def _ended(
     """An ended story: replay what the reader missed, including the end, and close."""
     if last_event_id is None or last_event_id >= story.last_seq:
         # Nothing more will ever come: 204 tells EventSource not to reconnect.
-        await Response(status_code=204)(scope, receive, send)
-        return
+        raise HTTPException(204)
     if scope["method"] == "HEAD":
-        await _head(send)
+        await _head(send, liveblog)
         return
     assert story.id is not None
     # Nothing live will come: an already closed subscription ends the stream as soon
@@ -177,9 +185,32 @@ async def _ended(
     await stream.run(receive, events.retry_frame(liveblog.settings.retry_ms), replay)
 
 
-async def _head(send: Send) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": list(HEADERS)})
+async def _head(send: Send, liveblog: Liveblog) -> None:
+    headers = liveblog.streams.headers
+    await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+async def _refuse(send: Send, liveblog: Liveblog, exc: HTTPException) -> None:
+    """No stream (no such story, or nothing more to send): plain text, no page; an
+    EventSource does not show it, and a script or a person reads it as it is."""
+    headers = [(b"cache-control", b"no-store"), *liveblog.streams.site_headers]
+    body = b""
+    if exc.status_code != 204:  # a 204 has no body, and says so by having none
+        body = exc.detail.encode()
+        headers += [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+    await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def endpoint(*, max_streams_per_client: int, site_headers: list[tuple[bytes, bytes]]) -> ASGIApp:
+    """What ``liveblog.asgi`` serves ``GET``/``HEAD /stories/{slug}/events`` with."""
+    return StreamCap(StoryEvents(), max_per_client=max_streams_per_client, headers=site_headers)
+
+
+# Routed by Starlette only for what ``liveblog.asgi`` does not take (405 for a POST, the
+# CORS preflight) and for ``url_for``.
 routes = [Route("/stories/{slug}/events", StoryEvents(), methods=["GET"])]

@@ -96,6 +96,8 @@ def test_desk_posts_with_ctrl_enter_without_reloading(server: LiveServer, page: 
     page.fill("input[name=password]", editor.password)
     page.click("button[type=submit]")
     expect(page).to_have_url(f"{server.url}/desk/stories/{slug}")
+    # The URL changes before the scripts run; Ctrl+Enter needs desk.js listening.
+    page.wait_for_load_state("load")
 
     page.evaluate("window.__sameDocument = true")
     page.fill("[data-compose] input[name=headline]", "Road closed")

@@ -400,6 +400,8 @@ def test_desk_copy_button_gives_a_snippet_that_works_on_another_site(
     page.fill("input[name=password]", editor.password)
     page.click("button[type=submit]")
     expect(page).to_have_url(f"{server.url}/desk/stories/{slug}")
+    # The URL changes before the scripts run; the buttons need copy-snippet.js.
+    page.wait_for_load_state("load")
 
     for kind in ("iframe", "widget"):
         page.click(f"[data-copy=embed-{kind}]")
