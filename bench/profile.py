@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,8 +23,13 @@ RATE = 250  # samples per second
 
 class Profiler:
     def __init__(self, directory: Path) -> None:
-        if shutil.which("py-spy") is None:
+        # On PATH, or beside this Python (a virtualenv that was not activated).
+        found = shutil.which("py-spy") or shutil.which(
+            "py-spy", path=str(Path(sys.executable).parent)
+        )
+        if found is None:
             raise RuntimeError("--profile needs py-spy: pip install -e '.[profile]'")
+        self.py_spy = found
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self._running: tuple[subprocess.Popen[bytes], str] | None = None
@@ -32,7 +38,7 @@ class Profiler:
         self.stop()
         out = self.directory / f"{phase}.txt"
         command = [
-            "py-spy", "record", "--pid", str(pid), "--rate", str(RATE), "--format", "raw",
+            self.py_spy, "record", "--pid", str(pid), "--rate", str(RATE), "--format", "raw",
             "--output", str(out),
         ]  # fmt: skip
         popen = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -87,6 +87,11 @@ def rows(results: Results) -> list[Row]:
         " s",
         1.5,
     )
+    table.append(
+        Row("connections dropped by a full accept queue while connecting",
+            str(ours.connect_overflows) if ours else "-",
+            str(ref.connect_overflows) if ref else "-", "", "(information)", "-")
+    )  # fmt: skip
     hectic = ours.hectic if ours else None
     if hectic is not None:
         options = results.options
@@ -147,7 +152,8 @@ def render_table(results: Results) -> str:
     machine = results.machine
     lines.append("")
     lines.append(
-        f"Machine: {machine['nproc']} cores, {machine['cpu']}, {machine['memory']} memory; "
+        f"Machine: {machine['nproc']} cores, {machine['cpu']}, {machine['memory']} memory, "
+        f"net.core.somaxconn {machine.get('somaxconn', '?')}; "
         f"load average {machine['load_before']} before the run, "
         f"{machine.get('load_after', '?')} after."
     )

@@ -85,6 +85,7 @@ class ServerResult:
     rss_base_kib: int = 0
     rss_idle_kib: int = 0
     connect_cpu_us: float = math.nan  # server CPU (user + system) per connected reader
+    connect_overflows: int = 0  # connections the kernel dropped, the accept queue full
     idle: Phase | None = None
     hectic: Phase | None = None
 
@@ -115,6 +116,7 @@ def machine() -> dict[str, str]:
         "nproc": str(len(_cpus())),
         "cpu": cpu,
         "memory": memory,
+        "somaxconn": str(servers.somaxconn()),
         "load_before": load_average(),
     }
 
@@ -281,8 +283,11 @@ async def run_server(server: Server, name: str, options: Options) -> ServerResul
     swarm = Swarm(HOST, proc.port, server.stream_path)
     result.rss_base_kib = proc.rss_kib()
     cpu_before = proc.cpu_times()
+    overflows_before = servers.listen_overflows()
     result.connect_s = await swarm.connect(options.readers, concurrency=options.connect_concurrency)
     result.connect_cpu_us = sum(cpu_since(server, cpu_before)) / options.readers * 1e6
+    # Each one waited for the client's SYN to be sent again, a second later at first.
+    result.connect_overflows = servers.listen_overflows() - overflows_before
     if profiler is not None:
         profiler.stop()
     await asyncio.sleep(2.0)
@@ -290,7 +295,8 @@ async def run_server(server: Server, name: str, options: Options) -> ServerResul
     print(
         f"  {name}: {options.readers} readers connected in {result.connect_s:.2f} s "
         f"({result.connect_cpu_us:.0f} us of server CPU each), "
-        f"{result.kib_per_reader:.1f} KiB RSS each",
+        f"{result.kib_per_reader:.1f} KiB RSS each; "
+        f"{result.connect_overflows} connections dropped by a full accept queue",
         flush=True,
     )
     if "idle" in options.scenarios:

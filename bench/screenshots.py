@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Error, sync_playwright
 from pydantic import SecretStr
 
 from liveblog.app import create_app
@@ -22,8 +24,18 @@ from liveblog.settings import Settings
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.support import run_server
 
-VIEWS = [(320, 700, "light"), (375, 812, "light"), (375, 812, "dark"), (1280, 900, "light"),
-         (1280, 900, "dark")]  # fmt: skip
+Scheme = Literal["light", "dark"]
+VIEWS: list[tuple[int, int, Scheme]] = [
+    (320, 700, "light"), (375, 812, "light"), (375, 812, "dark"), (1280, 900, "light"),
+    (1280, 900, "dark"),
+]  # fmt: skip
+
+
+def _collect(errors: list[str]) -> Callable[[Error], None]:
+    """A page-error handler that appends to ``errors`` (one list per page)."""
+    return lambda error: errors.append(str(error))
+
+
 SCROLL_THROUGH = """async () => {
   for (let y = 0; y < document.body.scrollHeight; y += 500) {
     window.scrollTo(0, y);
@@ -49,7 +61,7 @@ def main(out: Path) -> None:
                 )
                 page = context.new_page()
                 errors: list[str] = []
-                page.on("pageerror", lambda error, errors=errors: errors.append(str(error)))
+                page.on("pageerror", _collect(errors))
                 page.goto(f"{server.url}/stories/{DEMO_SLUG}")
                 page.wait_for_timeout(300)
                 name = f"story-{width}-{scheme}"

@@ -37,6 +37,23 @@ NCHAN_MODULE = Path("/usr/lib/nginx/modules/ngx_nchan_module.so")
 SECRET = "bench-secret-key-not-for-production"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 OPEN_FILES = 65536
+# Both servers ask for the same accept queue, as long as `liveblog serve` asks for; the
+# kernel caps it at net.core.somaxconn (bench/run.py reports that and the overflows).
+BACKLOG = 65535
+
+
+def somaxconn() -> int:
+    return int(Path("/proc/sys/net/core/somaxconn").read_text())
+
+
+def listen_overflows() -> int:
+    """Connections this machine's kernel dropped because an accept queue was full."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=True):
+        if names.startswith("TcpExt:"):
+            counters = dict(zip(names.split()[1:], values.split()[1:], strict=True))
+            return int(counters["ListenOverflows"])
+    raise RuntimeError("no TcpExt counters in /proc/net/netstat")
 
 
 def free_port() -> int:
@@ -133,7 +150,7 @@ def start_liveblog(
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "liveblog.app:app_from_environment",
         "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-        "--no-access-log", "--log-level", "warning", "--backlog", "4096",
+        "--no-access-log", "--log-level", "warning", "--backlog", str(BACKLOG),
         "--timeout-graceful-shutdown", "3",
     ]  # fmt: skip
     popen = subprocess.Popen(command, cwd=ROOT, env=env, preexec_fn=_raise_limit_in_child)
@@ -161,7 +178,7 @@ def start_nchan(prefix: Path, *, port: int | None = None) -> Proc:
     # Where the hard limit cannot be raised (no CAP_SYS_RESOURCE), nginx gets what we have.
     open_files = raise_open_files_limit(OPEN_FILES)
     conf = Template(NCHAN_CONF.read_text()).substitute(
-        module=NCHAN_MODULE, prefix=prefix, port=port, open_files=open_files
+        module=NCHAN_MODULE, prefix=prefix, port=port, open_files=open_files, backlog=BACKLOG
     )
     (prefix / "nginx.conf").write_text(conf)
     command = ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", "stderr"]

@@ -24,6 +24,11 @@ from liveblog.settings import Settings
 from liveblog.state import Liveblog
 
 FACTORY = "liveblog.app:app_from_environment"
+# Readers of a breaking story arrive together (a push alert): while the worker is busy
+# answering the first thousands, the rest wait in the kernel's accept queue, and past
+# its length they are dropped and retry a second later. uvicorn's default is 2048; the
+# kernel silently caps whatever is asked at net.core.somaxconn (docs/scaling.md).
+BACKLOG = 65535
 T = TypeVar("T")
 
 
@@ -114,7 +119,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc), status=2) from None
     asyncio.run(_check_schema(settings))
-    options: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "info"}
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": "info",
+        "backlog": args.backlog,
+    }
     if args.reload or args.workers > 1:
         uvicorn.run(FACTORY, factory=True, reload=args.reload, workers=args.workers, **options)
     else:
@@ -260,6 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=_positive, default=1, metavar="N", help="worker processes")
     serve.add_argument(
         "--migrate", action="store_true", help="apply pending schema migrations first"
+    )
+    serve.add_argument(
+        "--backlog",
+        type=_positive,
+        default=BACKLOG,
+        metavar="N",
+        help="connections waiting to be accepted (the kernel caps it at net.core.somaxconn; "
+        f"default {BACKLOG})",
     )
     serve.set_defaults(handler=cmd_serve)
 

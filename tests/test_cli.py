@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from liveblog import __version__, auth, store
+from liveblog import __version__, auth, cli, store
 from liveblog.app import create_app
 from liveblog.cli import main
 from liveblog.demo import DEMO_SLUG
@@ -276,8 +276,11 @@ def _free_port() -> int:
         return port
 
 
-def _serve_until_healthy(args: list[str], data_dir: Path) -> None:
-    """Run the real console command, wait for /healthz, then stop it with SIGTERM."""
+def _serve_until_healthy(
+    args: list[str], data_dir: Path, check: Callable[[int], None] | None = None
+) -> None:
+    """Run the real console command, wait for /healthz, ``check(port)``, then stop it
+    with SIGTERM."""
     port = _free_port()
     env = {**os.environ, "LIVEBLOG_SECRET_KEY": "x" * 40}
     env.pop("LIVEBLOG_DATA_DIR", None)
@@ -298,6 +301,8 @@ def _serve_until_healthy(args: list[str], data_dir: Path) -> None:
         assert response.status_code == 200
         assert response.json()["database"] == "ok"
         assert (data_dir / "liveblog.db").exists()
+        if check is not None:
+            check(port)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
@@ -310,6 +315,35 @@ def _serve_until_healthy(args: list[str], data_dir: Path) -> None:
 def test_serve_runs_the_app_on_the_given_port(tmp_path: Path) -> None:
     data_dir = tmp_path / "served"
     _serve_until_healthy(["--data-dir", str(data_dir)], data_dir)
+
+
+def listen_backlog(port: int) -> int:
+    """The accept queue's length of the socket listening on ``port`` (``ss`` shows it
+    as Send-Q for a listening socket)."""
+    shown = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(shown[2])
+
+
+def test_serve_asks_for_a_long_accept_queue(tmp_path: Path) -> None:
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    data_dir = tmp_path / "served"
+    # By default as long as the kernel allows: a crowd arriving at once waits, not retries.
+    _serve_until_healthy(
+        ["--data-dir", str(data_dir)],
+        data_dir,
+        lambda port: assert_equal(listen_backlog(port), min(cli.BACKLOG, somaxconn)),
+    )
+    _serve_until_healthy(
+        ["--data-dir", str(data_dir), "--backlog", "123"],
+        data_dir,
+        lambda port: assert_equal(listen_backlog(port), min(123, somaxconn)),
+    )
+
+
+def assert_equal(found: int, wanted: int) -> None:
+    assert found == wanted
 
 
 def test_serve_reload_passes_settings_to_the_reloaded_process(tmp_path: Path) -> None:

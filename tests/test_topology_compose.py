@@ -60,6 +60,10 @@ def test_compose_runs_migrations_once_before_the_app_and_mounts_the_tested_templ
     assert re.search(r"migrate:\n\s+condition: service_completed_successfully", app), app
     migrate = config.split("\n  migrate:\n", 1)[1].split("\n  nginx:\n", 1)[0]
     assert "- db\n    - upgrade" in migrate, migrate
+    # Both sides of a crowd's connections get a long accept queue (docs/scaling.md).
+    nginx = config.split("\n  nginx:\n", 1)[1].split("\n  postgres:\n", 1)[0]
+    for service in (app, nginx):
+        assert re.search(r"sysctls:\n\s+net.core.somaxconn: ['\"]?16384", service), service
     # nginx renders exactly the variables the native test renders.
     found = re.search(r"NGINX_ENVSUBST_FILTER: \^\((.+)\)\$", config)
     assert found is not None

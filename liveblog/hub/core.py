@@ -315,18 +315,21 @@ class Hub:
                 subscribers.discard(subscription)
                 if not subscribers:
                     del self._subscribers[story_id]
-            # Shielded: a reader hanging up cancels its stream, and a half-done
-            # unsubscribe would leave the channel state wrong for the next reader.
-            await asyncio.shield(self._sync_channel(story_id))
+            if story_id not in self._subscribers or not self._followed(story_id):
+                # Shielded: a reader hanging up cancels its stream, and a half-done
+                # unsubscribe would leave the channel state wrong for the next reader.
+                await asyncio.shield(self._sync_channel(story_id))
 
     def _followed(self, story_id: int) -> bool:
-        """Subscribed, position known, and nobody changing that right now: a reader
-        joining has nothing to sync (what a crowd arriving at a story mostly finds)."""
-        return (
-            story_id in self._listening
-            and story_id in self._last_seq
-            and story_id not in self._channel_locks
-        )
+        """Subscribed and position known: a reader joining (or leaving others behind)
+        has nothing to sync, which is what a crowd arriving at a story mostly finds.
+
+        A sync running at the same time cannot be undoing that: one that finds the story
+        unwanted forgets the position and the subscription in the same step, before it
+        awaits anything, so from then on this is False and the reader queues for the lock
+        and re-subscribes after it. Checking for a held lock instead made every reader
+        of an arriving crowd queue behind the first one's database read."""
+        return story_id in self._listening and story_id in self._last_seq
 
     def _channel_lock(self, story_id: int) -> asyncio.Lock:
         lock = self._channel_locks.get(story_id)
