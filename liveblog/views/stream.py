@@ -208,6 +208,8 @@ async def _refuse(send: Send, liveblog: Liveblog, exc: HTTPException) -> None:
 
 def endpoint(*, max_streams_per_client: int, site_headers: list[tuple[bytes, bytes]]) -> ASGIApp:
     """What ``liveblog.asgi`` serves ``GET``/``HEAD /stories/{slug}/events`` with."""
+    if max_streams_per_client <= 0:  # no cap: not even a layer (a frame per open stream)
+        return StoryEvents()
     return StreamCap(StoryEvents(), max_per_client=max_streams_per_client, headers=site_headers)
 
 
