@@ -11,6 +11,7 @@ full and as a conditional GET answered 304.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
 import re
@@ -372,7 +373,9 @@ async def run_rounds(chosen: dict[str, Server], options: Options) -> dict[str, S
 
 
 async def settle(running: list[Server], *, quiet_ms: float = 20.0, within: float = 30.0) -> None:
-    """Wait until none of the servers used more than ``quiet_ms`` of CPU in half a second."""
+    """Wait until none of the servers used more than ``quiet_ms`` of CPU in half a second;
+    and collect this process's garbage meanwhile (automatic collection is off: main)."""
+    gc.collect()
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         before = [server.proc.cpu_times() for server in running]
