@@ -40,6 +40,12 @@ def parse(argv: list[str]) -> Options:
         help="sample liveblog with py-spy while readers connect and updates go out "
         "(a profiled run's figures are not the ones to report)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="keep this client off the servers' core: the client on the last CPU, each "
+        "one-worker server on CPU 0 (two workers + Redis and wrk run unpinned)",
+    )
     args = parser.parse_args(argv)
     servers = tuple(name for name in args.servers.split(",") if name)
     scenarios = tuple(name for name in args.scenarios.split(",") if name)
@@ -59,6 +65,7 @@ def parse(argv: list[str]) -> Options:
         wrk_seconds=args.wrk_seconds,
         json_path=args.json,
         profile_dir=args.profile,
+        pin=args.pin,
     )
 
 

@@ -156,5 +156,10 @@ def render_table(results: Results) -> str:
         f"net.core.somaxconn {machine.get('somaxconn', '?')}; "
         f"load average {machine['load_before']} before the run, "
         f"{machine.get('load_after', '?')} after."
+        + (
+            " Client and one-worker servers pinned to separate cores (--pin)."
+            if results.options.get("pin")
+            else ""
+        )
     )
     return "\n".join(lines)

@@ -14,6 +14,7 @@ import asyncio
 import gc
 import json
 import math
+import os
 import re
 import shutil
 import statistics
@@ -55,6 +56,7 @@ class Options:
     connect_concurrency: int = 500
     json_path: Path | None = None
     profile_dir: Path | None = None
+    pin: bool = False
 
 
 @dataclass
@@ -537,6 +539,8 @@ async def run(options: Options) -> Results:
                 chosen["nchan"] = nchan
             if "liveblog" in options.servers:
                 chosen["liveblog"] = liveblog
+            if options.pin:
+                pin([server.proc for server in chosen.values()])
             results.servers.update(await run_rounds(chosen, options))
             if "hectic" in options.scenarios:
                 for name, server in chosen.items():
@@ -546,6 +550,7 @@ async def run(options: Options) -> Results:
                 await nchan.publisher.close()
                 nchan.proc.stop()
                 nchan = None
+            unpin()
             if "wrk" in options.scenarios:
                 if shutil.which("wrk") is None:
                     results.wrk_note = "wrk is not installed (apt-get install wrk)"
@@ -556,6 +561,7 @@ async def run(options: Options) -> Results:
                         f"in full, {results.wrk['not_modified_rps']:.0f} req/s as 304",
                         flush=True,
                     )
+            unpin()  # wrk and the two workers run where the scheduler puts them
             await liveblog.publisher.close()
             next_seq = liveblog.next_seq
             ours.stop()
@@ -573,6 +579,23 @@ async def run(options: Options) -> Results:
                     left.proc.stop()
     results.machine["load_after"] = load_average()
     return results
+
+
+def pin(procs: list[servers.Proc]) -> None:
+    """This client on the last CPU, every thread of each server on CPU 0.
+
+    Unpinned, the scheduler often woke the client on the liveblog worker's core while
+    the worker fanned out, switching the worker out 1,900-3,200 times per five updates
+    (nchan's: 10-30); pinned, about 480 (docs/performance.md)."""
+    last = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {last})
+    for proc in procs:
+        for task in os.listdir(f"/proc/{proc.worker_pid}/task"):
+            os.sched_setaffinity(int(task), {0})
+
+
+def unpin() -> None:
+    os.sched_setaffinity(0, range(os.cpu_count() or 1))
 
 
 async def _create_story(publisher: Publisher) -> None:
