@@ -7,6 +7,8 @@ encoding, ordering, gap filling, reconnecting and backpressure all live once, in
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from typing import Protocol
@@ -39,6 +41,32 @@ class BroadcastBackend(Protocol):
         """Yield ``(channel, message)`` for the subscribed channels. Ends after
         ``disconnect``; raises when the connection is lost."""
         ...
+
+
+# What a network backend's reader task hands to ``listen``: a message, the failure
+# that broke the connection, or None for the end (``disconnect``).
+Received = tuple[str, bytes] | BaseException | None
+
+
+async def received(queue: asyncio.Queue[Received]) -> AsyncIterator[tuple[str, bytes]]:
+    """``listen`` for a backend whose reader task fills ``queue``: its messages, until
+    the end, or until the failure, which it raises."""
+    while True:
+        item = await queue.get()
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+async def stop_reader(reader: asyncio.Task[None] | None, queue: asyncio.Queue[Received]) -> None:
+    """Cancel a backend's reader task and end the ``listen`` fed by ``queue``."""
+    if reader is not None:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        queue.put_nowait(None)
 
 
 def split_namespace(url: str) -> tuple[str, str]:

@@ -24,7 +24,13 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from liveblog.hub.backend import connection_name, split_namespace
+from liveblog.hub.backend import (
+    Received,
+    connection_name,
+    received,
+    split_namespace,
+    stop_reader,
+)
 
 MAX_PAYLOAD = 7999  # bytes: PostgreSQL refuses 8000 and more
 MAX_CHANNEL = 63  # bytes: longer identifiers are truncated by the server
@@ -39,8 +45,6 @@ CONNECT_PARAMS: dict[str, Any] = {
     "keepalives_count": 3,
 }
 
-_Item = tuple[str, bytes] | BaseException | None  # a message, a failure, or the end
-
 
 class PostgresBackend:
     carries_frames = False
@@ -52,7 +56,7 @@ class PostgresBackend:
         self._listener: psycopg.AsyncConnection[TupleRow] | None = None
         self._notifier: psycopg.AsyncConnection[TupleRow] | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._queue: asyncio.Queue[Received] = asyncio.Queue()
         self._commands: deque[tuple[sql.Composed, asyncio.Future[None]]] = deque()
         self._wake = asyncio.Event()
 
@@ -76,11 +80,7 @@ class PostgresBackend:
 
     async def disconnect(self) -> None:
         reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-            self._queue.put_nowait(None)
+        await stop_reader(reader, self._queue)
         self._fail_commands(ConnectionError("disconnected from PostgreSQL"))
         await self._close_connections()
 
@@ -103,15 +103,8 @@ class PostgresBackend:
                 "SELECT pg_notify(%s, %s)", (self._name(channel), message.decode())
             )
 
-    async def listen(self) -> AsyncIterator[tuple[str, bytes]]:
-        queue = self._queue
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+    def listen(self) -> AsyncIterator[tuple[str, bytes]]:
+        return received(self._queue)
 
     # --- the LISTEN connection ----------------------------------------------------------
 
@@ -130,7 +123,7 @@ class PostgresBackend:
         await done
 
     async def _read(
-        self, conn: psycopg.AsyncConnection[TupleRow], queue: asyncio.Queue[_Item]
+        self, conn: psycopg.AsyncConnection[TupleRow], queue: asyncio.Queue[Received]
     ) -> None:
         prefix = self._prefix
 

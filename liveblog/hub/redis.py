@@ -25,14 +25,18 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from liveblog.hub.backend import connection_name, split_namespace
+from liveblog.hub.backend import (
+    Received,
+    connection_name,
+    received,
+    split_namespace,
+    stop_reader,
+)
 
 CONFIRM_TIMEOUT = 10.0  # seconds Redis may take to confirm a (un)subscription
 CONNECT_TIMEOUT = 5.0
 PUBLISH_TIMEOUT = 5.0  # a publish blocks an editor's request: never hang on it
 HEALTH_CHECK_INTERVAL = 10  # seconds between PINGs on an idle subscription connection
-
-_Item = tuple[str, bytes] | BaseException | None  # a message, a failure, or the end
 
 
 class RedisBackend:
@@ -46,7 +50,7 @@ class RedisBackend:
         self._subscriber: Redis | None = None
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._queue: asyncio.Queue[Received] = asyncio.Queue()
         # ("subscribe" | "unsubscribe", channel) -> confirmations awaited, in call order
         self._confirmations: dict[tuple[str, str], deque[asyncio.Future[None]]] = {}
 
@@ -82,11 +86,7 @@ class RedisBackend:
 
     async def disconnect(self) -> None:
         reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-            self._queue.put_nowait(None)
+        await stop_reader(reader, self._queue)
         self._fail_confirmations(ConnectionError("disconnected from Redis"))
         await self._close_clients()
 
@@ -101,15 +101,8 @@ class RedisBackend:
             raise ConnectionError("not connected to Redis")
         await self._publisher.publish(self._prefix + channel, message)
 
-    async def listen(self) -> AsyncIterator[tuple[str, bytes]]:
-        queue = self._queue
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+    def listen(self) -> AsyncIterator[tuple[str, bytes]]:
+        return received(self._queue)
 
     # --- the subscription connection ----------------------------------------------------
 
@@ -132,7 +125,7 @@ class RedisBackend:
             with contextlib.suppress(ValueError):
                 waiting.remove(confirmed)
 
-    async def _read(self, queue: asyncio.Queue[_Item]) -> None:
+    async def _read(self, queue: asyncio.Queue[Received]) -> None:
         assert self._pubsub is not None
         pubsub = self._pubsub
         prefix = self._prefix
