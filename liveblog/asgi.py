@@ -19,14 +19,16 @@ methods) still goes through Starlette.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from liveblog import cors, headers
-from liveblog.streamcap import STREAM_PATH
 
+# The same path Starlette's route "/stories/{slug}/events" matches ({slug}: no slash).
+STREAM_PATH = re.compile(r"^/stories/(?P<slug>[^/]+)/events$")
 STREAM_METHODS = frozenset({"GET", "HEAD"})
 
 
