@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -21,7 +21,7 @@ from liveblog.auth import Csrf
 from liveblog.cors import PublicReadCors
 from liveblog.db import Database
 from liveblog.gc_tuning import tune_for_serving
-from liveblog.headers import SecurityHeaders
+from liveblog.headers import SecurityHeaders, headers_for
 from liveblog.hub import Hub, backend_from_url
 from liveblog.hub.presence import Presence
 from liveblog.limits import BodySizeLimit, BodyTooLarge
@@ -30,6 +30,7 @@ from liveblog.models import Story
 from liveblog.newsroom import Newsroom
 from liveblog.ratelimit import LoginThrottle, MemoryLimiter
 from liveblog.render import STATIC_DIR, Renderer, make_templates
+from liveblog.replay import Replays
 from liveblog.settings import Settings
 from liveblog.state import Liveblog, get_liveblog
 from liveblog.stats import ReaderStats
@@ -51,6 +52,7 @@ from liveblog.views.common import LoginRequired, redirect, render
 log = logging.getLogger("liveblog")
 
 HEALTH_TIMEOUT = 5.0  # seconds; a load balancer's health check must get an answer
+SERVER_ERROR = "Something went wrong on our side; it has been logged. Please try again."
 
 
 def create_app(settings: Settings | None = None) -> LiveblogApp:
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
             settings.sqlalchemy_url(),
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
+            stream_connections=settings.stream_db_connections,
         )
         try:
             await schema.ensure_current(db.engine, migrate=settings.migrate)
@@ -85,6 +88,7 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
             load_frames=load_frames,
             load_last_seq=load_last_seq,
             backlog=settings.stream_backlog,
+            recent_frames=settings.replay_window,
         )
         try:
             await hub.start()
@@ -102,6 +106,7 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
             site_headers=site_headers,
         )
         await streams.start()
+        replays = Replays(db, hub, cache_bytes=settings.replay_cache_bytes)
         secret = settings.resolved_secret()
         renderer = Renderer(make_templates(embedding.template_globals()))
         # /media is served from here: StaticFiles answers 500 while it does not exist.
@@ -117,10 +122,15 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
             presence=presence,
             stats=stats,
             media=MediaStore(
-                settings.media_dir(), settings.media_url, max_bytes=settings.max_upload_bytes
+                settings.media_dir(),
+                settings.media_url,
+                max_bytes=settings.max_upload_bytes,
+                decoders=settings.image_decode_concurrency,
+                queue=settings.image_decode_queue,
             ),
             login_throttle=login_throttle(settings),
             streams=streams,
+            replays=replays,
         )
         try:
             yield
@@ -129,6 +139,7 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
             await presence.stop()
             await hub.stop()
             await streams.stop()
+            log.info("%s", replays.summary())
             await db.close()
 
     routes = [
@@ -169,6 +180,7 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
             HTTPException: http_error,
             LoginRequired: login_required,
             BodyTooLarge: body_too_large,
+            Exception: server_error_handler(https=settings.https),
         },
         lifespan=lifespan,
     )
@@ -216,11 +228,31 @@ async def login_required(request: Request, exc: Exception) -> Response:
 
 
 async def body_too_large(request: Request, exc: Exception) -> Response:
-    limit = get_liveblog(request).settings.max_body_bytes
-    message = f"request body is larger than {limit} bytes"
+    assert isinstance(exc, BodyTooLarge)
+    message = str(exc)
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": message}, status_code=413)
     return Response(message, status_code=413, media_type="text/plain")
+
+
+def server_error_handler(*, https: bool) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """The answer to an exception no view handled: a plain 500, never a traceback.
+
+    Starlette's ServerErrorMiddleware calls it from outside the middleware list, so
+    SecurityHeaders never sees this response: it carries the headers itself. It does
+    not log: the middleware re-raises once the answer is sent, and the server logs the
+    traceback (at ERROR, once); logging here as well would log every failure twice.
+    """
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        headers = {**headers_for(request.url.path, https=https), "Cache-Control": "no-store"}
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": SERVER_ERROR}, status_code=500, headers=headers)
+        # Plain text, not the error page: that one reads the database and the templates,
+        # which may be what just failed.
+        return PlainTextResponse(SERVER_ERROR, status_code=500, headers=headers)
+
+    return server_error
 
 
 def login_throttle(settings: Settings) -> LoginThrottle:

@@ -20,6 +20,7 @@ from liveblog.db import Database
 from liveblog.gc_tuning import tune_for_serving
 from liveblog.hub import backend_from_url
 from liveblog.models import Role, User
+from liveblog.server import log_config, uvicorn_options
 from liveblog.settings import Settings
 from liveblog.state import Liveblog
 
@@ -119,12 +120,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc), status=2) from None
     asyncio.run(_check_schema(settings))
-    options: dict[str, Any] = {
-        "host": args.host,
-        "port": args.port,
-        "log_level": "info",
-        "backlog": args.backlog,
-    }
+    # With --reload or --workers uvicorn builds the app in new processes from the
+    # environment (FACTORY); the protocol's limits travel there pickled inside these
+    # options, taken from this same environment: the overrides were exported above, so
+    # `settings` is what each process's own Settings() reads.
+    options = uvicorn_options(
+        settings,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        log_config=log_config(),
+        backlog=args.backlog,
+    )
     if args.reload or args.workers > 1:
         uvicorn.run(FACTORY, factory=True, reload=args.reload, workers=args.workers, **options)
     else:
@@ -235,7 +242,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Login:  username {username}, password {password}")
     sys.stdout.flush()
     if not args.no_serve:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+        uvicorn.run(
+            create_app(settings),
+            **uvicorn_options(
+                settings, host=args.host, port=args.port, log_level="info", log_config=log_config()
+            ),
+        )
     return 0
 
 

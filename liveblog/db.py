@@ -6,6 +6,8 @@ SQLite (aiosqlite) by default; PostgreSQL through psycopg 3's async driver
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,8 +31,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Database:
+    """The app's database: one pool for the site, and a few connections of their own for
+    the reader stream path.
+
+    A crowd of readers (a replay storm after a deploy, a script asking for the whole log
+    a thousand times) must never take the connections an editor's post needs. Stream
+    reads go through ``stream_session``: at most ``stream_connections`` at once, from a
+    separate pool, with the rest waiting in line (in order, holding nothing) rather than
+    each holding a connection or timing out in the pool.
+    """
+
     def __init__(
-        self, url: str, *, echo: bool = False, pool_size: int = 5, max_overflow: int = 10
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        stream_connections: int = 2,
     ) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
@@ -53,11 +71,40 @@ class Database:
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
+        stream_options = dict(options)
+        if self.url.database not in (None, "", ":memory:"):  # (a memory database has no pool)
+            stream_options.update(pool_size=stream_connections, max_overflow=0)
+        if "connect_args" in options:
+            stream_options["connect_args"] = {"application_name": "liveblog-streams"}
+        self.stream_engine: AsyncEngine = create_async_engine(url, **stream_options)
+        if self.is_sqlite:
+            event.listen(self.stream_engine.sync_engine, "connect", _sqlite_pragmas)
+        self._stream_sessions = async_sessionmaker(
+            self.stream_engine, class_=AsyncSession, expire_on_commit=False
+        )
+        self._stream_gate = asyncio.Semaphore(stream_connections)
+        self.stream_waits = 0  # stream reads that had to wait for a connection
+        self.stream_longest_wait = 0.0  # seconds
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session for reading; nothing is committed."""
         async with self._sessions() as session:
+            yield session
+
+    @asynccontextmanager
+    async def stream_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for reading on the reader stream path, from its own connections."""
+        if self._stream_gate.locked():
+            self.stream_waits += 1
+            began = time.monotonic()
+            async with self._stream_gate:
+                waited = time.monotonic() - began
+                self.stream_longest_wait = max(self.stream_longest_wait, waited)
+                async with self._stream_sessions() as session:
+                    yield session
+            return
+        async with self._stream_gate, self._stream_sessions() as session:
             yield session
 
     @asynccontextmanager
@@ -71,4 +118,7 @@ class Database:
             await conn.exec_driver_sql("SELECT 1")
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        try:
+            await self.stream_engine.dispose()
+        finally:
+            await self.engine.dispose()

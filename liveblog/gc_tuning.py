@@ -11,11 +11,22 @@ process has started (modules, the app) are frozen out of collections, the young
 generations keep CPython's thresholds (small, cache-friendly passes), and a full pass
 waits for a hundred times as many young ones. Reference counting still frees nearly
 everything at once; cycles are still collected.
+
+After a crowd leaves (a replay storm, a story's readers going home), what it held is
+free but mostly stays in the process: cycles wait for the rarer full pass, and glibc's
+malloc keeps freed heap pages for reuse. ``return_freed_memory`` runs a full collection
+and asks malloc to give its free pages back (``malloc_trim``); the stream ticker calls it
+when the number of open streams has fallen well below its peak
+(``liveblog/streams.py``), so it runs once per burst, not per reader.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import gc
+from collections.abc import Callable
 
 THRESHOLDS = (700, 10, 1000)  # CPython's defaults are (700, 10, 10)
 
@@ -24,3 +35,24 @@ def tune_for_serving() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None)  # glibc only
+    if trim is None:
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    result: Callable[[int], int] = trim
+    return result
+
+
+def return_freed_memory() -> None:
+    gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

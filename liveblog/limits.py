@@ -1,19 +1,63 @@
-"""Request body size limit, as pure ASGI middleware (it never buffers a response).
+"""Limits on request bodies: their size, and how deep a JSON body nests.
 
-A declared ``Content-Length`` over the limit is refused before the app runs; a chunked
-body is counted as it is read and refused as soon as it passes the limit.
+The size limit is pure ASGI middleware (it never buffers a response). A declared
+``Content-Length`` over the limit is refused before the app runs; a chunked body is
+counted as it is read and refused as soon as it passes the limit.
+
+JSON is parsed by ``parse_json`` only, which refuses deep nesting before parsing:
+``json.loads`` recurses once per level, and a megabyte of ``[`` is a RecursionError.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from itertools import accumulate
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# A JSON string, escapes included (written so a long string is one C-level repeat).
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
 
 class BodyTooLarge(Exception):
-    pass
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body is larger than {limit} bytes")
+        self.limit = limit  # the one applied: upload paths take more than other bodies
+
+
+class JsonTooDeep(ValueError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the JSON body nests arrays and objects more than {limit} levels deep")
+
+
+def parse_json(raw: bytes, *, max_depth: int) -> Any:
+    """``raw`` parsed, if it nests at most ``max_depth`` levels.
+
+    Raises ``JsonTooDeep`` past that, and ``ValueError`` (``UnicodeDecodeError``
+    included) for anything that is not JSON.
+    """
+    text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads does
+    if json_depth(text) > max_depth:
+        raise JsonTooDeep(max_depth)
+    try:
+        return json.loads(text)
+    except RecursionError:  # not reached past the scan; never a 500 if it were
+        raise JsonTooDeep(max_depth) from None
+
+
+def json_depth(text: str) -> int:
+    """How deep arrays and objects nest in ``text``, in one linear scan.
+
+    Brackets inside strings do not count. On text that is not JSON the count may come
+    out too high, never too low for what ``json.loads`` would read before failing: up
+    to its first error, the scan and the parser agree on where every string is.
+    """
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
 
 
 class BodySizeLimit:
@@ -58,7 +102,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -74,7 +118,7 @@ class BodySizeLimit:
                 await self._refuse(scope, send, limit)
 
     async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
-        text = f"request body is larger than {limit} bytes"
+        text = str(BodyTooLarge(limit))
         if scope["path"].startswith("/api/"):
             body = json.dumps({"error": text}).encode()
             content_type = b"application/json"

@@ -101,6 +101,58 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds between each process's reader-count broadcasts (desk stats).",
     )
+    # --- what a stranger can push against (docs/security.md, "Limits") ---------------
+    stream_db_connections: int = Field(
+        default=2,
+        ge=1,
+        description="Database connections the reader stream path (replays, story look-ups) "
+        "may use at once; more readers wait in line. Editors never share them.",
+    )
+    replay_window: int = Field(
+        default=512,
+        ge=0,
+        description="Newest events per followed story kept in memory, so resuming readers "
+        "are replayed without a database read (0: always read the log).",
+    )
+    replay_cache_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=0,
+        description="Encoded replay pages kept in memory, shared by every replaying reader.",
+    )
+    max_head_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request head (request line and headers); larger gets 431.",
+    )
+    head_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client has to send a whole request head; slower gets 408.",
+    )
+    body_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a request body may go without a byte arriving; slower gets 408.",
+    )
+    stream_send_buffer: int = Field(
+        default=64 * 1024,
+        ge=4096,
+        description="Kernel send buffer of an event stream's socket, in bytes (Linux doubles "
+        "it): what a reader that stops reading can make the server hold.",
+    )
+    max_json_depth: int = Field(
+        default=32, ge=2, description="Deepest nesting of a JSON request body (else 400)."
+    )
+    image_decode_concurrency: int = Field(
+        # One: the worst image allowed (50M RGBA pixels) takes ~380 MiB while decoded,
+        # and editors upload seldom enough that a second one can wait a second.
+        default=1, ge=1, description="Image uploads decoded at once; more wait in line."
+    )
+    image_decode_queue: int = Field(
+        default=8,
+        ge=0,
+        description="Image uploads that may wait for a decoder; more get 503 with Retry-After.",
+    )
 
     @field_validator("broadcast_url")
     @classmethod

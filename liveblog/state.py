@@ -15,6 +15,7 @@ from liveblog.media import MediaStore
 from liveblog.newsroom import Newsroom
 from liveblog.ratelimit import LoginThrottle
 from liveblog.render import Renderer
+from liveblog.replay import Replays
 from liveblog.settings import Settings
 from liveblog.stats import ReaderStats
 from liveblog.streams import Streams
@@ -34,6 +35,7 @@ class Liveblog:
     media: MediaStore
     login_throttle: LoginThrottle
     streams: Streams
+    replays: Replays
 
 
 def get_liveblog(conn: HTTPConnection) -> Liveblog:

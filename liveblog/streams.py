@@ -13,6 +13,11 @@ module writes it, as cheaply as a Python process can:
 * One ticker per process does what took a task or a timer per stream: heartbeats to
   idle streams, the send timeout (a write blocked too long drops the connection), and
   the end of every stream when uvicorn shuts down.
+* A dropped reader (a write blocked past the send timeout, or ``backlog`` events behind)
+  is dropped for real: the connection is aborted (``liveblog.server`` gives the app a
+  way), so its socket and whatever waits in its send buffer go at once. A graceful close
+  would wait for a reader who is not reading to take the rest. Drops are counted and
+  logged once per ``DROP_REPORT`` seconds at INFO: they are ordinary, not faults.
 
 sse-starlette ran three to four tasks, a task group and a lock per stream, and waking a
 task per reader per event cost several times what nginx + nchan spends on a delivery;
@@ -33,6 +38,7 @@ import contextlib
 import logging
 import time
 import types
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass
 from types import CoroutineType
@@ -42,6 +48,7 @@ from sse_starlette.sse import AppStatus
 from starlette.types import Message, Receive, Send
 
 from liveblog.events import Frame
+from liveblog.gc_tuning import return_freed_memory
 from liveblog.hub import Hub, Subscription
 
 log = logging.getLogger(__name__)
@@ -58,6 +65,11 @@ HEADERS = [
 HEARTBEAT = Frame(story_id=0, seq=0, closes=False, data=b": heartbeat\n\n")
 STORY_EVENT = b"\nevent: story\n"
 MAX_TICK = 0.5  # seconds: how soon a server shutdown ends the open streams
+DROP_REPORT = 10.0  # seconds between log lines counting dropped readers
+# Memory is handed back to the system (gc_tuning.return_freed_memory) once the open
+# streams fall to half their peak, if that is at least this many fewer.
+RELEASE_AFTER = 500
+REPLAY_WRITES_PER_TURN = 16  # pieces of replay written per turn of the event loop (Turns)
 monotonic = time.monotonic
 
 
@@ -113,6 +125,7 @@ class EventStream:
     """One reader's stream."""
 
     __slots__ = (
+        "_abort_connection",
         "_interrupting",
         "_send",
         "_streams",
@@ -138,8 +151,10 @@ class EventStream:
         last: int,
         story: LiveStory | None,
         task: asyncio.Task[Any],
+        abort: Callable[[], None] | None = None,
     ) -> None:
         self._streams = streams
+        self._abort_connection = abort
         self._send = send
         self.subscription = subscription
         self.last = last  # the newest event sent (or replayed)
@@ -165,8 +180,7 @@ class EventStream:
             await self._write(start_message(self._streams.headers))
             await self._write(body_message(first))
             if replay is not None:
-                async for batch in replay:
-                    await self._write(body_message(batch))
+                await self._replay(replay)
             await self._catch_up()
             if not self.ending:
                 # Live: the fan-out writes; this task waits for the client to hang up.
@@ -194,12 +208,26 @@ class EventStream:
                 self.writer.cancel()
             self._streams.forget(self)
         if self.aborted:
-            # Returning with the response unfinished makes the server drop the
-            # connection; the reader reconnects and resumes from the log.
-            log.info(
-                "dropped a reader of story %s: a write waited over its send timeout",
-                self.subscription.story_id,
-            )
+            # The reader reconnects (if it still can) and resumes from the log.
+            if self.subscription.overflowed:
+                self._streams.dropped_behind += 1
+            else:
+                self._streams.dropped_slow += 1
+            if self._abort_connection is not None:
+                self._abort_connection()
+                # The server hears of the lost connection on the next turn of the loop;
+                # returned before it, it would take the unfinished response for a fault.
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+            # Elsewhere, returning with the response unfinished makes the server close it.
+
+    async def _replay(self, replay: AsyncIterator[bytes]) -> None:
+        # A method of its own so that its last piece is not kept, for as long as the
+        # reader stays, by a variable of ``run``'s (10,000 resumed readers kept 300 MB).
+        turns = self._streams.replay_turns
+        async for piece in replay:
+            await turns.take()
+            await self._write(body_message(piece))
 
     def end(self) -> None:
         """End the stream once what is being written is out (story over, or closed)."""
@@ -210,7 +238,8 @@ class EventStream:
                 self._interrupt()
 
     def abort(self) -> None:
-        """A write waited past the send timeout: stop, and drop the connection."""
+        """The reader stopped reading (a write waited past the send timeout, or it fell
+        ``backlog`` events behind): stop, and drop the connection."""
         self.direct = False
         self.aborted = True
         if self.writer is not None:
@@ -227,7 +256,7 @@ class EventStream:
         subscription = self.subscription
         if not self.direct:  # the request task or the writer takes it from the backlog
             if subscription.closed:
-                self.end()
+                self._closed()
             return
         send = self._send
         story = self.story
@@ -256,10 +285,18 @@ class EventStream:
                 self._wait_for(_resume(write, pending), frame.closes)
                 return
             if subscription.closed:
-                self.end()
+                self._closed()
         except Exception:  # never into the hub's fan-out loop
             log.exception("stream of story %s: a write failed", subscription.story_id)
             self.abort()
+
+    def _closed(self) -> None:
+        """The subscription closed: the story is over or the server stops (end once what
+        is written is out), or the reader fell too far behind (drop it)."""
+        if self.subscription.overflowed:
+            self.abort()
+        else:
+            self.end()
 
     def _wait_for(self, write: Awaitable[None], closes: bool) -> None:
         self.direct = False
@@ -284,7 +321,7 @@ class EventStream:
             frame = self.subscription.take()
             if frame is None:
                 if self.subscription.closed:
-                    self.end()
+                    self._closed()
                 else:
                     self.direct = True
                 return
@@ -329,6 +366,54 @@ class EventStream:
         return self.task.uncancel() == 0  # else the server cancels the request too
 
 
+class Turns:
+    """At most ``per_turn`` replay writes per turn of the event loop; the others wait for
+    the next turns, in order.
+
+    A thousand readers replaying a story at once are a thousand writes ready in every
+    turn of the loop, and everything else (an editor's post needs a dozen turns: each
+    database call is one) waits behind all of them: measured with ``bench/crowd``, an
+    editor's post took 1.3 s while each of its queries ran in a millisecond. Taking
+    turns keeps a turn of the loop short whatever the crowd; the replays as a whole go
+    as fast as before, since each turn still writes ``per_turn`` pieces.
+    """
+
+    __slots__ = ("_scheduled", "_used", "_waiting", "per_turn")
+
+    def __init__(self, per_turn: int) -> None:
+        self.per_turn = per_turn
+        self._used = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._scheduled = False
+
+    async def take(self) -> None:
+        if self._used < self.per_turn and not self._waiting:
+            self._used += 1
+            self._schedule()
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        self._schedule()
+        await waiter
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            # Runs in the next turn: the callbacks ready now are this turn's.
+            asyncio.get_running_loop().call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        self._scheduled = False
+        self._used = 0
+        while self._waiting and self._used < self.per_turn:
+            waiter = self._waiting.popleft()
+            if not waiter.done():  # (a reader that hung up while it waited)
+                waiter.set_result(None)
+                self._used += 1
+        if self._waiting or self._used:
+            self._schedule()
+
+
 class Streams:
     """The open streams of one app, and the live stories they follow."""
 
@@ -350,6 +435,11 @@ class Streams:
         self.story_ids: dict[str, int] = {}  # slug -> id; a slug never changes hands
         self._live: dict[str, LiveStory] = {}
         self._open: set[EventStream] = set()
+        self.dropped_slow = 0  # readers dropped: a write waited past the send timeout
+        self.dropped_behind = 0  # readers dropped: they fell ``backlog`` events behind
+        self._reported = (0, 0)
+        self._peak = 0  # the most streams open at once since memory was last released
+        self.replay_turns = Turns(REPLAY_WRITES_PER_TURN)
         self._reads: dict[int | str, asyncio.Future[Any]] = {}
         self._ticker: asyncio.Task[None] | None = None
 
@@ -357,6 +447,7 @@ class Streams:
         self._ticker = asyncio.create_task(self._tick(), name="liveblog-stream-ticker")
 
     async def stop(self) -> None:
+        self.report_drops()
         self.close_all()
         if self._ticker is not None:
             self._ticker.cancel()
@@ -392,13 +483,25 @@ class Streams:
     # --- streams --------------------------------------------------------------------
 
     def open(
-        self, send: Send, subscription: Subscription, *, last: int, story: LiveStory | None
+        self,
+        send: Send,
+        subscription: Subscription,
+        *,
+        last: int,
+        story: LiveStory | None,
+        abort: Callable[[], None] | None = None,
     ) -> EventStream:
-        """A stream for the current request: ``run`` it, after the events up to ``last``."""
+        """A stream for the current request: ``run`` it, after the events up to ``last``.
+        ``abort`` drops the connection at once (from the server), for a reader that
+        stopped reading."""
         task = asyncio.current_task()
         assert task is not None
-        stream = EventStream(self, send, subscription, last=last, story=story, task=task)
+        stream = EventStream(
+            self, send, subscription, last=last, story=story, task=task, abort=abort
+        )
         self._open.add(stream)
+        if len(self._open) > self._peak:
+            self._peak = len(self._open)
         if story is not None:
             story.streams += 1
         return stream
@@ -431,12 +534,40 @@ class Streams:
     async def _tick(self) -> None:
         period = min(MAX_TICK, self.heartbeat / 4, self.send_timeout / 4)
         next_beat = monotonic() + self.heartbeat
+        next_report = monotonic() + DROP_REPORT
         while True:
             await asyncio.sleep(period)
             try:
                 next_beat = self._tick_once(next_beat)
+                if monotonic() >= next_report:
+                    next_report = monotonic() + DROP_REPORT
+                    self.report_drops()
+                    self._release_after_a_crowd()
             except Exception:  # keep ticking: every open stream depends on it
                 log.exception("stream ticker")
+
+    def _release_after_a_crowd(self) -> None:
+        count = len(self._open)
+        if self._peak - count >= max(RELEASE_AFTER, count):
+            self._peak = count
+            return_freed_memory()
+
+    def report_drops(self) -> None:
+        """Log the readers dropped since the last report, if any: one line, INFO."""
+        slow = self.dropped_slow - self._reported[0]
+        behind = self.dropped_behind - self._reported[1]
+        if slow or behind:
+            self._reported = (self.dropped_slow, self.dropped_behind)
+            log.info(
+                "dropped %d readers that stopped reading (%d waited over the %gs send "
+                "timeout, %d fell %d events behind); they resume from the log when they "
+                "reconnect",
+                slow + behind,
+                slow,
+                self.send_timeout,
+                behind,
+                self.hub.backlog,
+            )
 
     def _tick_once(self, next_beat: float) -> float:
         now = monotonic()

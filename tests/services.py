@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import psycopg
@@ -37,10 +37,18 @@ REDIS_URL = os.environ.get("LIVEBLOG_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
 
 
 def under_ci() -> bool:
+    """The one test of "are we under CI" (``.ci/run`` sets ``CI=true``)."""
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def unavailable(what: str) -> None:
+def skip_unless_ci(why: str) -> NoReturn:
+    """Skip locally because ``why``; under CI fail with it: CI never passes by skipping."""
+    if under_ci():
+        pytest.fail(f"under CI this must not be skipped: {why}")
+    pytest.skip(why)
+
+
+def unavailable(what: str) -> NoReturn:
     """Skip locally; under CI a missing service or tool fails the test."""
     if under_ci():
         pytest.fail(f"{what} is required under CI (.ci/run starts or installs it)")
@@ -88,7 +96,6 @@ def require_tool(name: str, path: str | None = None) -> str:
     found = shutil.which(name, path=path)
     if found is None:
         unavailable(f"the {name} command")
-    assert found is not None
     return found
 
 

@@ -18,6 +18,8 @@ from starlette.applications import Starlette
 
 from liveblog import auth
 from liveblog.models import Role
+from liveblog.server import uvicorn_options
+from liveblog.settings import Settings
 from liveblog.state import Liveblog
 
 PASSWORD = "correct horse battery staple"
@@ -91,8 +93,13 @@ class LiveServer:
 
 
 @contextmanager
-def run_server(app: Starlette, *, port: int = 0) -> Iterator[LiveServer]:
+def run_server(
+    app: Starlette, *, port: int = 0, settings: Settings | None = None
+) -> Iterator[LiveServer]:
     """Serve ``app`` with a real uvicorn on a free port, in a thread with its own loop.
+
+    The server is the one ``liveblog serve`` runs (``liveblog.server``), limited by
+    ``settings`` (by default, the defaults and the environment).
 
     ``port`` picks the port instead: a restart on the same port (and the same data dir)
     is how the tests cut a stream and bring it back for clients that keep the address.
@@ -101,9 +108,14 @@ def run_server(app: Starlette, *, port: int = 0) -> Iterator[LiveServer]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2, loop="asyncio"
+    options = uvicorn_options(
+        settings or Settings(),
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+        loop="asyncio",
     )
+    config = uvicorn.Config(app, **options)
     server = uvicorn.Server(config)
     loop = asyncio.new_event_loop()
     live = LiveServer(url=f"http://127.0.0.1:{port}", app=app)

@@ -203,6 +203,25 @@ async def test_a_successful_login_clears_the_accounts_count(app: Starlette, alic
         assert (await login_attempt(client, "ALICE", "typo")).status_code == 429
 
 
+async def test_a_successful_login_does_not_clear_the_addresss_count(
+    app: Starlette, settings: Settings, alice: Account
+) -> None:
+    """One valid account must not wipe the count of its holder's guesses at others
+    (docs/security.md: a success clears the account's count, never the address's)."""
+    budget = settings.login_attempts_per_address
+    async with browser(app, address="192.0.2.20") as sprayer:
+        for n in range(budget - 2):  # one guess per username: no account reaches its limit
+            assert (await login_attempt(sprayer, f"user{n}", "password1")).status_code == 400
+        assert (await login_attempt(sprayer, "alice", alice.password)).status_code == 303
+        # The success was the address's attempt budget-1: one is left, then 429.
+        assert (await login_attempt(sprayer, "someone", "password1")).status_code == 400
+        assert (await login_attempt(sprayer, "someone-else", "password1")).status_code == 429
+        assert (await login_attempt(sprayer, "alice", alice.password)).status_code == 429
+    # The account is not what is blocked: alice still logs in from elsewhere.
+    async with browser(app, address="192.0.2.21") as elsewhere:
+        assert (await login_attempt(elsewhere, "alice", alice.password)).status_code == 303
+
+
 async def test_memory_limiter_is_a_sliding_window() -> None:
     now = [1000.0]
     limiter = MemoryLimiter(limit=2, window=60, clock=lambda: now[0])

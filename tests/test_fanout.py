@@ -252,7 +252,10 @@ def open_stuck_socket(url: str, path: str) -> socket.socket:
 
 
 def drain_socket(sock: socket.socket, timeout: float) -> tuple[bytes, bool]:
-    """Read until the server closes the connection; returns (bytes, closed)."""
+    """Read until the server closes the connection; returns (bytes, closed).
+
+    A reader the server dropped gets a reset (the server aborts, it does not wait for it
+    to take what was queued): what was still unread is gone with it."""
     sock.settimeout(0.5)
     deadline = time.monotonic() + timeout
     data = bytearray()
@@ -261,6 +264,8 @@ def drain_socket(sock: socket.socket, timeout: float) -> tuple[bytes, bool]:
             chunk = sock.recv(1 << 20)
         except TimeoutError:
             continue
+        except ConnectionResetError:
+            return bytes(data), True
         if not chunk:
             return bytes(data), True
         data += chunk

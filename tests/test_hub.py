@@ -247,13 +247,13 @@ async def test_backend_can_connect_again_after_disconnect(backend: BroadcastBack
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("backend_url", ["postgres", "redis"], indirect=True)
 async def test_two_processes_on_one_server_hear_each_other_and_no_other_namespace(
     backend: BroadcastBackend, backend_url: str, log: EventLog
 ) -> None:
     """Two hubs with their own connections (as two worker processes have), and a third
-    on the same server under another namespace (another site) that must hear nothing."""
-    if isinstance(backend, MemoryBackend):
-        pytest.skip("memory:// is one process by definition")
+    on the same server under another namespace (another site) that must hear nothing
+    (not run on memory://, one process by definition)."""
     base = BACKEND_URLS["redis" if isinstance(backend, RedisBackend) else "postgres"]
     backends = (backend, backend_from_url(backend_url), backend_from_url(redis_namespace_url(base)))
     hubs = [Hub(b, load_frames=log.load_frames, load_last_seq=log.last_seq) for b in backends]

@@ -13,7 +13,6 @@ where one is missing its part is skipped, except under CI, where that fails.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from typing import Any
 
@@ -21,17 +20,17 @@ import pytest
 
 from bench.__main__ import main as bench_command
 from bench.servers import nchan_available
+from tests.services import skip_unless_ci, under_ci
 
 READERS = 300
 UPDATES = 5
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 def missing(why: str | None) -> bool:
     """True (skip that part) when ``why`` says a tool is missing, unless under CI."""
     if why is None:
         return False
-    if IN_CI:
+    if under_ci():
         pytest.fail(f"CI must provide it: {why}")
     return True
 
@@ -76,7 +75,7 @@ def test_every_reader_gets_every_update_in_order(run: dict[str, Any]) -> None:
 
 def test_the_reference_gets_the_same_load(run: dict[str, Any]) -> None:
     if "nchan" not in run["servers"]:
-        pytest.skip(nchan_available() or "nchan did not run")
+        skip_unless_ci(nchan_available() or "nchan did not run")
     check_phase(run["servers"]["nchan"]["idle"], READERS, "nginx + nchan")
     ours, nchan = run["servers"]["liveblog"]["idle"], run["servers"]["nchan"]["idle"]
     # The same client sent both the same-sized events.
@@ -85,13 +84,13 @@ def test_the_reference_gets_the_same_load(run: dict[str, Any]) -> None:
 
 def test_two_workers_with_redis_get_every_update_in_order(run: dict[str, Any]) -> None:
     if run["redis"] is None:
-        pytest.skip(run["redis_note"] or "the Redis scenario did not run")
+        skip_unless_ci(run["redis_note"] or "the Redis scenario did not run")
     check_phase(run["redis"], READERS, "two workers + Redis")
 
 
 def test_story_page_answers_304_under_wrk(run: dict[str, Any]) -> None:
     if not run["wrk"]:
-        pytest.skip(run["wrk_note"] or "wrk did not run")
+        skip_unless_ci(run["wrk_note"] or "wrk did not run")
     # wrk itself fails the bench on any non-2xx/3xx answer; both runs served requests.
     assert run["wrk"]["full_page_rps"] > 0
     assert run["wrk"]["not_modified_rps"] > 0

@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from liveblog.headers import headers_for
 from liveblog.models import MAX_BODY, MAX_HEADLINE, MAX_SLUG, MAX_SUMMARY, MAX_TITLE
 from liveblog.settings import Settings
 from tests.security_support import Account, add_account, browser, db_state, log_in
@@ -60,6 +61,47 @@ async def test_bodies_over_the_limit_are_413_on_forms_and_api(
             response = await client.post(path, headers=bearer(editor.token), **kwargs)  # type: ignore[arg-type]
             assert response.status_code == 413, path
         assert db_state(settings) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "takes_images"),
+    [
+        ("/api/stories/storm/updates", "application/json", False),
+        ("/login", "application/x-www-form-urlencoded", False),
+        ("/api/media", "image/png", True),
+    ],
+)
+async def test_a_chunked_body_is_refused_with_413_while_it_streams(
+    app: Starlette,
+    settings: Settings,
+    editor: Account,
+    path: str,
+    content_type: str,
+    takes_images: bool,
+) -> None:
+    limit = settings.max_body_bytes + (settings.max_upload_bytes if takes_images else 0)
+    chunk = b"x" * 65_536
+    pulled = 0
+
+    async def body() -> AsyncIterator[bytes]:  # no Content-Length: sent chunked
+        nonlocal pulled
+        for _ in range(limit // len(chunk) + 50):
+            pulled += 1
+            yield chunk
+
+    async with browser(app) as client:
+        before = db_state(settings)
+        headers = {**bearer(editor.token), "Content-Type": content_type}
+        request = client.build_request("POST", path, content=body(), headers=headers)
+        assert "content-length" not in request.headers
+        response = await client.send(request)
+        assert db_state(settings) == before
+    assert response.status_code == 413
+    assert str(limit) in response.text
+    # Refused at the chunk that passed the limit, not after the whole body was read.
+    assert pulled == limit // len(chunk) + 1
+    for name, value in headers_for(path, https=False).items():
+        assert response.headers[name] == value, name
 
 
 @pytest.mark.parametrize(

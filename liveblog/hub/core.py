@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from liveblog.events import Frame, encode
 from liveblog.hub.backend import BroadcastBackend
+from liveblog.hub.recent import RecentFrames
 from liveblog.models import StoryEvent
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ class Hub:
         load_frames: LoadFrames,
         load_last_seq: LoadLastSeq,
         backlog: int = 256,
+        recent_frames: int = 512,
         reconnect_delay: float = RECONNECT_FIRST,
         reconnect_max: float = RECONNECT_MAX,
     ) -> None:
@@ -171,6 +173,9 @@ class Hub:
         self._reconnect_max = reconnect_max
         self._subscribers: dict[int, set[Subscription]] = {}
         self._last_seq: dict[int, int] = {}
+        # The newest frames of each followed story, for readers resuming (hub.recent).
+        self._recent: dict[int, RecentFrames] = {}
+        self._recent_limit = recent_frames
         self._routes: dict[str, Callable[[bytes], None]] = {}
         # Stories whose channel the current backend connection is subscribed to.
         self._listening: set[int] = set()
@@ -221,6 +226,11 @@ class Hub:
         )
 
     @property
+    def backlog(self) -> int:
+        """Frames a subscription may fall behind before it is closed."""
+        return self._backlog
+
+    @property
     def connected(self) -> bool:
         return self._connected
 
@@ -243,6 +253,18 @@ class Hub:
         reader subscribed). A subscription entered now gets every event after it."""
         return self._last_seq.get(story_id)
 
+    def recent(self, story_id: int, after: int, until: int) -> list[Frame] | None:
+        """The frames after ``after`` up to ``until`` from memory, or None if this process
+        does not hold them all (a reader resuming from further back reads the log)."""
+        recent = self._recent.get(story_id)
+        return None if recent is None else recent.between(after, until)
+
+    def prime(self, story_id: int, frames: Sequence[Frame]) -> None:
+        """Frames read from the log for a replay: keep the newest, for the next readers."""
+        recent = self._recent.get(story_id)
+        if recent is not None:
+            recent.prime(frames)
+
     def subscriber_counts(self) -> dict[int, int]:
         """Open local streams per story (what presence tells the other processes)."""
         return {story_id: len(subs) for story_id, subs in self._subscribers.items()}
@@ -254,8 +276,8 @@ class Hub:
         if self._connected:
             try:
                 await self.backend.subscribe(channel)
-            except Exception:
-                log.warning("hub: could not subscribe %s", channel, exc_info=True)
+            except Exception as exc:
+                log.warning("hub: could not subscribe %s (%r)", channel, exc)
                 await self._connection_failed()
 
     # --- publishing ------------------------------------------------------------------
@@ -274,12 +296,13 @@ class Hub:
                 await self.backend.publish(
                     channel_for(frame.story_id), pack(frame, with_data=with_data)
                 )
-            except Exception:
+            except Exception as exc:
                 log.warning(
-                    "hub: could not publish story %s event %s; will re-send after reconnecting",
+                    "hub: could not publish story %s event %s (%r); will re-send it after "
+                    "reconnecting (it is committed: nothing is lost)",
                     frame.story_id,
                     frame.seq,
-                    exc_info=True,
+                    exc,
                 )
                 self._remember_unsent(frame)
                 await self._connection_failed()
@@ -347,8 +370,8 @@ class Hub:
             if wanted and not listening and self._connected:
                 try:
                     await self.backend.subscribe(channel_for(story_id))
-                except Exception:
-                    log.warning("hub: could not subscribe story %s", story_id, exc_info=True)
+                except Exception as exc:
+                    log.warning("hub: could not subscribe story %s (%r)", story_id, exc)
                     await self._connection_failed()  # re-subscribed after the reconnect
                 else:
                     self._listening.add(story_id)
@@ -358,20 +381,23 @@ class Hub:
                 # filled from the log; whatever came before, streams replay themselves.
                 position = await self._load_last_seq(story_id)
                 if self._subscribers.get(story_id):
-                    self._last_seq[story_id] = max(position, self._last_seq.get(story_id, 0))
+                    position = max(position, self._last_seq.get(story_id, 0))
+                    self._last_seq[story_id] = position
+                    recent = self._recent.get(story_id)
+                    if recent is None or recent.end != position:
+                        self._recent[story_id] = RecentFrames(position, self._recent_limit)
             if not wanted:
                 # Forget the position too: a later first reader replays from the log
                 # itself, so there is no gap for the hub to fill.
                 self._last_seq.pop(story_id, None)
+                self._recent.pop(story_id, None)
                 if listening:
                     self._listening.discard(story_id)
                     if self._connected:
                         try:
                             await self.backend.unsubscribe(channel_for(story_id))
-                        except Exception:
-                            log.warning(
-                                "hub: could not unsubscribe story %s", story_id, exc_info=True
-                            )
+                        except Exception as exc:
+                            log.warning("hub: could not unsubscribe story %s (%r)", story_id, exc)
                             await self._connection_failed()
 
     # --- the connection --------------------------------------------------------------
@@ -492,6 +518,10 @@ class Hub:
         if last is not None and frame.seq <= last:
             return
         self._last_seq[frame.story_id] = frame.seq
+        recent = self._recent.get(frame.story_id)
+        if recent is None:
+            recent = self._recent[frame.story_id] = RecentFrames(frame.seq - 1, self._recent_limit)
+        recent.add(frame)
         for subscription in tuple(subscribers):
             subscription.push(frame)
             if subscription.overflowed and subscription in subscribers:

@@ -81,8 +81,8 @@ class Presence:
         while True:
             try:
                 await self.report()
-            except Exception:  # the backend is down: counts go stale, then expire
-                log.warning("presence: could not publish reader counts", exc_info=True)
+            except Exception as exc:  # the backend is down: counts go stale, then expire
+                log.warning("presence: could not publish reader counts (%r)", exc)
             await asyncio.sleep(self.interval)
 
     def _heard(self, message: bytes) -> None:

@@ -6,7 +6,6 @@ that fails changes nothing (each change is one transaction).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -16,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from liveblog import auth, caching, store
+from liveblog.limits import JsonTooDeep, parse_json
 from liveblog.models import (
     Story,
     StoryCreate,
@@ -71,8 +71,10 @@ async def _body(request: Request, shape: type[InputT]) -> InputT:
         raise ApiError(400, "send the request body as JSON (Content-Type: application/json)")
     raw = await request.body()
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = parse_json(raw, max_depth=get_liveblog(request).settings.max_json_depth)
+    except JsonTooDeep as exc:
+        raise ApiError(400, str(exc)) from None
+    except ValueError:  # UnicodeDecodeError included
         raise ApiError(400, "the request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object")

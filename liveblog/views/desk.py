@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from liveblog import auth, store
-from liveblog.media import ImageRejected
+from liveblog.media import DecodersBusy, ImageRejected
 from liveblog.models import (
     IMAGE_FIELDS,
     Story,
@@ -51,6 +51,15 @@ def _errors(exc: ValidationError) -> list[str]:
         message = str(error["msg"]).removeprefix("Value error, ")
         out.append(f"{field}: {message}" if field else message)
     return out
+
+
+def _failure(exc: Exception) -> tuple[int, dict[str, str]]:
+    """The status (and headers) of a compose or edit form that failed with ``exc``."""
+    if isinstance(exc, store.StoreError):
+        return exc.status, {}
+    if isinstance(exc, DecodersBusy):
+        return 503, {"Retry-After": str(exc.retry_after)}
+    return 422, {}
 
 
 def _safe_next(value: str) -> str:
@@ -197,6 +206,7 @@ async def story_desk(
     compose_values: dict[str, Any] | None = None,
     settings_errors: list[str] | None = None,
     status_code: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     await require_user(request)
     liveblog = get_liveblog(request)
@@ -221,6 +231,7 @@ async def story_desk(
             "stats_interval": liveblog.settings.presence_interval,
         },
         status_code=status_code,
+        headers=headers,
     )
 
 
@@ -264,14 +275,18 @@ async def post_update(request: Request) -> Response:
         values.update(await image_form_values(request, form))
         data = UpdateCreate.model_validate(values)
         update = await get_liveblog(request).newsroom.post_update(story.slug, data, author=user)
-    except (ValidationError, store.StoreError, ImageRejected) as exc:
+    except (ValidationError, store.StoreError, ImageRejected, DecodersBusy) as exc:
         errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
-        status = exc.status if isinstance(exc, store.StoreError) else 422
+        status, headers = _failure(exc)
         if wants_json(request):
-            return JSONResponse({"error": "; ".join(errors)}, status_code=status)
+            return JSONResponse({"error": "; ".join(errors)}, status_code=status, headers=headers)
         # Re-show the form with what the editor typed: nothing is lost on a mistake.
         return await story_desk(
-            request, compose_errors=errors, compose_values=values, status_code=status
+            request,
+            compose_errors=errors,
+            compose_values=values,
+            status_code=status,
+            headers=headers,
         )
     if wants_json(request):
         return JSONResponse(update_public(update, user), status_code=201)
@@ -318,13 +333,13 @@ async def edit_update(request: Request) -> Response:
         values.update(await image_form_values(request, form, current=image))
         patch = UpdatePatch.model_validate(values)
         await get_liveblog(request).newsroom.edit_update(story.slug, update_id, patch, actor=user)
-    except (ValidationError, store.StoreError, ImageRejected) as exc:
+    except (ValidationError, store.StoreError, ImageRejected, DecodersBusy) as exc:
         if isinstance(exc, store.NotFound):
             raise HTTPException(404, "No such update.") from None
         errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
-        status = exc.status if isinstance(exc, store.StoreError) else 422
+        status, headers = _failure(exc)
         if wants_json(request):
-            return JSONResponse({"error": "; ".join(errors)}, status_code=status)
+            return JSONResponse({"error": "; ".join(errors)}, status_code=status, headers=headers)
         async with get_liveblog(request).db.session() as session:
             update = await store.get_update(session, story, update_id)
         return await render(
@@ -332,6 +347,7 @@ async def edit_update(request: Request) -> Response:
             "desk/edit_update.html",
             {"story": story, "update": update, "values": values, "errors": errors},
             status_code=status,
+            headers=headers,
         )
     if wants_json(request):
         return JSONResponse({"ok": True})

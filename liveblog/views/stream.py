@@ -10,12 +10,15 @@ from the database: the hub knows the position to start from and ``liveblog.strea
 knows the story is still live. Everyone else (the first reader, a story that changed,
 a draft, an ended story, a reader with events to catch up on) reads the log as before.
 The streams themselves (``liveblog.streams``) are pure ASGI, for the measured reasons
-in ``docs/performance.md``.
+in ``docs/performance.md``; replays come from ``liveblog.replay`` (memory first, then
+shared pages of the log). Every database read here goes through
+``Database.stream_session``: a crowd of readers waits for the stream path's own few
+connections and never takes an editor's.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
@@ -23,15 +26,13 @@ from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from liveblog import events, store
+from liveblog import auth, events, store
 from liveblog.hub import Subscription
 from liveblog.models import Story, StoryStatus
+from liveblog.server import CONNECTION_EXTENSION
 from liveblog.state import Liveblog
 from liveblog.streamcap import StreamCap
 from liveblog.streams import LiveStory
-from liveblog.views.common import current_user
-
-REPLAY_BATCH = 500
 
 
 def parse_last_event_id(scope: Scope) -> int | None:
@@ -53,41 +54,30 @@ def parse_last_event_id(scope: Scope) -> int | None:
     return int(raw)
 
 
-async def _visible(scope: Scope, receive: Receive, story: Story | None) -> Story:
-    if story is None or (
-        story.status == StoryStatus.draft and await current_user(Request(scope, receive)) is None
-    ):
+async def _visible(
+    scope: Scope, receive: Receive, liveblog: Liveblog, story: Story | None
+) -> Story:
+    """The story, unless there is none or it is a draft and no editor is logged in."""
+    if story is not None and story.status == StoryStatus.draft:
+        token = Request(scope, receive).cookies.get(auth.SESSION_COOKIE)
+        user = None
+        if token:
+            async with liveblog.db.stream_session() as session:
+                user = await auth.user_for_login(session, token)
+        if user is None:
+            story = None
+    if story is None:
         raise HTTPException(404, "No such story.")
     return story
 
 
-async def _replay(
-    liveblog: Liveblog, story_id: int, after: int, until: int | None = None
-) -> AsyncIterator[bytes]:
-    """The logged events after ``after`` (up to ``until``), in order, a batch per write."""
-    while until is None or after < until:
-        async with liveblog.db.session() as session:
-            batch = await store.events_after(
-                session,
-                story_id,
-                after,
-                before=None if until is None else until + 1,
-                limit=REPLAY_BATCH,
-            )
-        if batch:
-            after = batch[-1].seq
-            yield b"".join(events.encode(event).data for event in batch)
-        if len(batch) < REPLAY_BATCH:
-            return
-
-
 async def _find_story(liveblog: Liveblog, slug: str) -> Story | None:
-    async with liveblog.db.session() as session:
+    async with liveblog.db.stream_session() as session:
         return await store.get_story(session, slug)
 
 
 async def _read_story(liveblog: Liveblog, story_id: int) -> Story | None:
-    async with liveblog.db.session() as session:
+    async with liveblog.db.stream_session() as session:
         return await session.get(Story, story_id)
 
 
@@ -114,7 +104,7 @@ class StoryEvents:
         story_id = streams.story_ids.get(slug)
         if story_id is None:
             found = await streams.read_once(slug, lambda: _find_story(liveblog, slug))
-            story = await _visible(scope, receive, found)
+            story = await _visible(scope, receive, liveblog, found)
             assert story.id is not None
             story_id = streams.story_ids[slug] = story.id
             if story.status == StoryStatus.ended:
@@ -135,7 +125,7 @@ class StoryEvents:
                     # That shared read began before this reader subscribed: it may have
                     # missed a change (the end) that the hub has already fanned out.
                     found = await _read_story(liveblog, story_id)
-                story = await _visible(scope, receive, found)
+                story = await _visible(scope, receive, liveblog, found)
                 if story.status == StoryStatus.ended:
                     await _ended(scope, receive, send, liveblog, story, last_event_id)
                     return
@@ -145,17 +135,19 @@ class StoryEvents:
             if last_event_id is not None and last_event_id > newest:
                 # Ahead of this process (another one delivered it first), or an id from
                 # the future (a restored backup): the log says how far it can be.
-                async with liveblog.db.session() as session:
-                    story = await _visible(scope, receive, await session.get(Story, story_id))
+                found = await _read_story(liveblog, story_id)
+                story = await _visible(scope, receive, liveblog, found)
                 newest = max(newest, story.last_seq)
             # No id counts as "now", and so does one past the log's end.
             last = position if last_event_id is None else min(last_event_id, newest)
             if scope["method"] == "HEAD":
                 await _head(send, liveblog)
                 return
-            replay = _replay(liveblog, story_id, last, position) if last < position else None
+            replay = liveblog.replays.replay(story_id, last, position) if last < position else None
             first = events.retry_frame(liveblog.settings.retry_ms)
-            stream = streams.open(send, subscription, last=max(last, position), story=live)
+            stream = streams.open(
+                send, subscription, last=max(last, position), story=live, abort=_hold(scope)
+            )
             del story, found  # open for hours maybe: hold no more than it needs
             await stream.run(receive, first, replay)
 
@@ -180,9 +172,24 @@ async def _ended(
     # as the replay is written.
     nothing_live = Subscription(story.id, 1)
     nothing_live.close()
-    stream = liveblog.streams.open(send, nothing_live, last=story.last_seq, story=None)
-    replay = _replay(liveblog, story.id, last_event_id)
+    stream = liveblog.streams.open(
+        send, nothing_live, last=story.last_seq, story=None, abort=_hold(scope)
+    )
+    replay = liveblog.replays.replay(story.id, last_event_id, story.last_seq)
     await stream.run(receive, events.retry_frame(liveblog.settings.retry_ms), replay)
+
+
+def _hold(scope: Scope) -> Callable[[], None] | None:
+    """Ready the connection to be a stream, and return how to drop it at once, where the
+    server offers both (``liveblog.server`` does): a bounded send buffer, and a reader
+    dropped for not reading frees its socket and that buffer now, not when its own side
+    finally goes away."""
+    connection = (scope.get("extensions") or {}).get(CONNECTION_EXTENSION, {})
+    hold: Callable[[], None] | None = connection.get("stream")
+    if hold is not None:
+        hold()
+    abort: Callable[[], None] | None = connection.get("abort")
+    return abort
 
 
 async def _head(send: Send, liveblog: Liveblog) -> None:

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from liveblog.media import CONTENT_TYPES, ImageRejected, ImageTooLarge
+from liveblog.media import CONTENT_TYPES, DecodersBusy, ImageRejected, ImageTooLarge
 from liveblog.models import User
 from liveblog.state import get_liveblog
 from liveblog.views.api import ApiError, api_view
@@ -37,6 +37,8 @@ async def upload_image(request: Request, user: User) -> Response:
         stored = await get_liveblog(request).media.save(await request.body())
     except ImageTooLarge as exc:
         raise ApiError(413, str(exc)) from None
+    except DecodersBusy as exc:
+        raise ApiError(503, str(exc), {"Retry-After": str(exc.retry_after)}) from None
     except ImageRejected as exc:
         raise ApiError(422, str(exc)) from None
     body = {"url": stored.url, "width": stored.width, "height": stored.height}
@@ -49,7 +51,8 @@ async def image_form_values(
     """The image fields of a desk compose/edit form, the file (if any) stored.
 
     ``current`` is the update's image as it is (edit form): its size is kept when the
-    image stays the same. Raises ``ImageRejected`` for an upload that is not an image.
+    image stays the same. Raises ``ImageRejected`` for an upload that is not an image,
+    ``DecodersBusy`` when too many uploads are already waiting to be decoded.
     """
     media = get_liveblog(request).media
     url = form_str(form, "image_url").strip() or None

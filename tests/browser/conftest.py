@@ -1,7 +1,7 @@
 """Real-browser tests: Playwright driving Debian's Chromium (no browser download).
 
-Locally, without Chromium, these tests skip; under CI (CI=true) a missing Chromium is a
-failure, so a broken CI set-up can never pass by skipping them.
+Locally, without Chromium, these tests skip; under CI (``tests.services.under_ci``) a
+missing Chromium is a failure, so a broken CI set-up can never pass by skipping them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.services import skip_unless_ci
 
 CHROMIUM = Path(os.environ.get("LIVEBLOG_CHROMIUM", "/usr/bin/chromium"))
 # Flags for a root user in a sandbox with no outside network: no sandbox, and none of
@@ -32,10 +34,7 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        message = f"Chromium not found at {CHROMIUM} (Debian package 'chromium')"
-        if os.environ.get("CI"):
-            pytest.fail(message + ": CI must install it")
-        pytest.skip(message)
+        skip_unless_ci(f"Chromium not found at {CHROMIUM} (Debian package 'chromium')")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
