@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -144,3 +145,17 @@ def run_server(
         thread.join(timeout=15)
         sock.close()
         loop.close()
+
+
+def server_send_buffer(server_port: int, client_port: int) -> int:
+    """The kernel's send buffer (``tb`` in ``ss -m``) of the server's socket to a client."""
+    out = subprocess.run(
+        ["ss", "-tmnH", "state", "established", f"( sport = :{server_port} )"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    lines = out.splitlines()
+    for number, line in enumerate(lines):
+        if line.split()[-1].endswith(f":{client_port}"):
+            memory = " ".join(lines[number : number + 2])
+            return int(memory.split(",tb", 1)[1].split(",", 1)[0])
+    raise AssertionError(f"no server socket to port {client_port}: {out}")

@@ -29,7 +29,7 @@ from liveblog.app import create_app
 from liveblog.server import CONNECTION_EXTENSION
 from liveblog.settings import Settings
 from tests.services import redis_namespace_url, require_redis
-from tests.support import LiveServer, run_server
+from tests.support import LiveServer, run_server, server_send_buffer
 
 MAX_HEAD = 4096
 HEAD_TIMEOUT = 1.0
@@ -300,3 +300,76 @@ def test_serve_with_workers_applies_the_limits_from_the_environment(tmp_path: Pa
         os.killpg(process.pid, signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     assert output.decode(errors="replace").count("Started server process") == 2
+
+
+# --- bodies --------------------------------------------------------------------------
+
+BODY_TIMEOUT = 1.0
+
+
+@pytest.fixture
+def body_limited(settings: Settings) -> Iterator[LiveServer]:
+    limited = settings.model_copy(update={"body_timeout": BODY_TIMEOUT})
+    with run_server(create_app(limited), settings=limited) as live:
+        yield live
+
+
+def test_a_body_that_stops_coming_is_408_and_closed(body_limited: LiveServer) -> None:
+    with connection(body_limited) as sock:
+        sock.sendall(
+            b"POST /login HTTP/1.1\r\nHost: test\r\nContent-Type: application/x-www-form-"
+            b"urlencoded\r\nContent-Length: 1000\r\n\r\nusername=a"
+        )
+        began = time.monotonic()
+        sock.settimeout(BODY_TIMEOUT + SLACK + 2)
+        answer = read_answer(sock)
+        took = time.monotonic() - began
+        assert answer.status == 408, answer
+        assert_ours(answer)
+        assert BODY_TIMEOUT - 0.2 <= took <= BODY_TIMEOUT + SLACK, took
+        assert closed_by_server(sock)
+
+
+def test_a_slow_body_that_keeps_coming_is_read(body_limited: LiveServer) -> None:
+    # One piece every half timeout: slow, but never silent for the whole timeout.
+    body = b"username=nobody&password=wrong-password&csrf_token=x"
+    with connection(body_limited) as sock:
+        sock.sendall(
+            b"POST /login HTTP/1.1\r\nHost: test\r\nContent-Type: application/x-www-form-"
+            b"urlencoded\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
+        for at in range(0, len(body), 16):
+            time.sleep(BODY_TIMEOUT / 2)
+            sock.sendall(body[at : at + 16])
+        sock.settimeout(10)
+        answer = read_answer(sock)
+        assert answer.status == 403  # the app's own answer (no CSRF cookie), not a 408
+
+
+# --- event streams -------------------------------------------------------------------
+
+
+def test_an_event_stream_gets_a_small_fixed_send_buffer(settings: Settings) -> None:
+    """What a reader that stops reading can make the server hold in the kernel."""
+    size = 24 * 1024
+    small = settings.model_copy(update={"stream_send_buffer": size})
+
+    class Page:  # an ASGI app, as the stream endpoint is
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["path"] == "/stream":
+                scope["extensions"][CONNECTION_EXTENSION]["stream"]()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    app = Starlette(routes=[Route("/stream", Page()), Route("/page", Page())])
+    buffers = {}
+    with run_server(app, settings=small) as live:
+        port = urlsplit(live.url).port
+        assert port is not None
+        for path in ("/page", "/stream"):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+                assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+                buffers[path] = server_send_buffer(port, sock.getsockname()[1])
+    assert buffers["/stream"] == 2 * size, buffers  # Linux doubles what is asked
+    assert buffers["/page"] != 2 * size, buffers  # other responses keep the kernel's own

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from liveblog.app import create_app
 from liveblog.models import StoryCreate, StoryStatus, UpdateCreate, User
 from liveblog.settings import Settings
-from tests.support import LiveServer, make_editor, run_server
+from tests.support import LiveServer, make_editor, run_server, server_send_buffer
 
 pytestmark = pytest.mark.anyio
 
@@ -123,6 +123,10 @@ async def test_a_reader_stuck_within_its_backlog_is_aborted_by_the_send_timeout(
         client_port = sock.getsockname()[1]
         await asyncio.sleep(0.3)
         assert TCP_ESTABLISHED in server_sockets(port_of(server), client_port)
+        # A stream's socket has a small fixed send buffer (the kernel doubles the setting):
+        # what a reader that stops reading can make the server hold.
+        sent = server.liveblog.settings.stream_send_buffer
+        assert server_send_buffer(port_of(server), client_port) == 2 * sent
         took = await wait_for_gone(server, sock, 2 * SEND_TIMEOUT + 2)
         # Not before the send timeout: it was the timeout that dropped it.
         assert took >= SEND_TIMEOUT - 0.5, took
