@@ -145,6 +145,11 @@ class Replays:
                 # it), and nothing more to send if so.
                 log.warning("replay: story %s has no events after %s", story_id, after)
                 return
+            if page.last == until and self.hub.recent(story_id, page.first - 1, until) is None:
+                # The newest page fills the hub's recent frames (those of a story that
+                # had no readers here a moment ago start empty), so the readers after
+                # this one resume from memory.
+                self.hub.prime(story_id, page.frames())
             for piece in page_pieces(page.data, page.offset_after(after)):
                 yield piece
             after = page.last
@@ -176,10 +181,6 @@ class Replays:
             )
         self.page_reads += 1
         page = _page(story_id, first, [events.encode(event) for event in found])
-        if page.offsets:
-            # The newest page also fills the hub's recent frames, so the readers after
-            # this one resume from memory.
-            self.hub.prime(story_id, page.frames())
         if page.first == first and page.last == newest:  # whole: the log has no gaps
             self._keep(key, page)
         return page

@@ -151,6 +151,17 @@ async def test_resuming_readers_are_replayed_from_memory(app: Starlette) -> None
             assert len(stream_reads) == 1
             assert seqs(await collect(liveblog, story_id, 12, position)) == list(range(13, 51))
             assert len(stream_reads) == 1
+        assert liveblog.replays.from_memory == 5
+
+    # Everyone left: the hub forgets the story and its frames. The next readers find the
+    # page in the cache, and the first of them fills the window again from it.
+    async with liveblog.hub.subscribe(story_id):
+        assert liveblog.hub.recent(story_id, 45, 50) is None
+        with counting_event_reads(liveblog.db.stream_engine) as stream_reads:
+            assert seqs(await collect(liveblog, story_id, 20, 50)) == list(range(21, 51))
+            assert seqs(await collect(liveblog, story_id, 25, 50)) == list(range(26, 51))
+        assert stream_reads == []
+        assert liveblog.replays.from_memory == 6
 
 
 async def test_editors_post_while_any_number_of_readers_wait_for_a_replay(
