@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -61,86 +62,82 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = Database(
-            settings.sqlalchemy_url(),
-            pool_size=settings.database_pool_size,
-            max_overflow=settings.database_max_overflow,
-            stream_connections=settings.stream_db_connections,
-        )
-        try:
+        # Every service is closed by the exit stack, in reverse order of starting, even
+        # when a later one fails to start or an earlier one fails to stop. The order is
+        # the shutdown's: statistics, presence, hub, streams, database.
+        async with contextlib.AsyncExitStack() as services:
+            db = Database(
+                settings.sqlalchemy_url(),
+                pool_size=settings.database_pool_size,
+                max_overflow=settings.database_max_overflow,
+                stream_connections=settings.stream_db_connections,
+            )
+            services.push_async_callback(db.close)
             await schema.ensure_current(db.engine, migrate=settings.migrate)
-        except BaseException:
-            await db.close()
-            raise
 
-        async def load_frames(story_id: int, after: int, before: int) -> list[events.Frame]:
-            async with db.session() as session:
-                found = await store.events_after(session, story_id, after, before=before)
-            return [events.encode(event) for event in found]
+            async def load_frames(story_id: int, after: int, before: int) -> list[events.Frame]:
+                async with db.session() as session:
+                    found = await store.events_after(session, story_id, after, before=before)
+                return [events.encode(event) for event in found]
 
-        async def load_last_seq(story_id: int) -> int:
-            async with db.session() as session:
-                story = await session.get(Story, story_id)
-            return story.last_seq if story is not None else 0
+            async def load_last_seq(story_id: int) -> int:
+                async with db.session() as session:
+                    story = await session.get(Story, story_id)
+                return story.last_seq if story is not None else 0
 
-        hub = Hub(
-            backend_from_url(settings.broadcast_url),
-            load_frames=load_frames,
-            load_last_seq=load_last_seq,
-            backlog=settings.stream_backlog,
-            recent_frames=settings.replay_window,
-        )
-        try:
+            hub = Hub(
+                backend_from_url(settings.broadcast_url),
+                load_frames=load_frames,
+                load_last_seq=load_last_seq,
+                backlog=settings.stream_backlog,
+                recent_frames=settings.replay_window,
+            )
+            # Streams stop after the hub (whose stop ends every subscription first): its
+            # ticker starts before the hub, which it needs only once a stream opens.
+            streams = Streams(
+                hub,
+                heartbeat=settings.heartbeat_interval,
+                send_timeout=settings.stream_send_timeout,
+                site_headers=site_headers,
+            )
+            await streams.start()
+            services.push_async_callback(streams.stop)
             await hub.start()
-        except BaseException:
-            await db.close()
-            raise
-        presence = Presence(hub, interval=settings.presence_interval)
-        await presence.start()
-        stats = ReaderStats(db, presence, interval=settings.presence_interval)
-        await stats.start()
-        streams = Streams(
-            hub,
-            heartbeat=settings.heartbeat_interval,
-            send_timeout=settings.stream_send_timeout,
-            site_headers=site_headers,
-        )
-        await streams.start()
-        replays = Replays(db, hub, cache_bytes=settings.replay_cache_bytes)
-        secret = settings.resolved_secret()
-        renderer = Renderer(make_templates(embedding.template_globals()))
-        # /media is served from here: StaticFiles answers 500 while it does not exist.
-        settings.media_dir().mkdir(parents=True, exist_ok=True)
-        app.state.liveblog = Liveblog(
-            settings=settings,
-            db=db,
-            hub=hub,
-            templates=renderer.templates,
-            renderer=renderer,
-            csrf=Csrf(secret),
-            newsroom=Newsroom(db, hub, renderer),
-            presence=presence,
-            stats=stats,
-            media=MediaStore(
-                settings.media_dir(),
-                settings.media_url,
-                max_bytes=settings.max_upload_bytes,
-                decoders=settings.image_decode_concurrency,
-                queue=settings.image_decode_queue,
-            ),
-            login_throttle=login_throttle(settings),
-            streams=streams,
-            replays=replays,
-        )
-        try:
+            services.push_async_callback(hub.stop)
+            presence = Presence(hub, interval=settings.presence_interval)
+            await presence.start()
+            services.push_async_callback(presence.stop)
+            stats = ReaderStats(db, presence, interval=settings.presence_interval)
+            await stats.start()
+            services.push_async_callback(stats.stop)
+            replays = Replays(db, hub, cache_bytes=settings.replay_cache_bytes)
+            services.callback(lambda: log.info("%s", replays.summary()))
+            secret = settings.resolved_secret()
+            renderer = Renderer(make_templates(embedding.template_globals()))
+            # /media is served from here: StaticFiles answers 500 while it does not exist.
+            settings.media_dir().mkdir(parents=True, exist_ok=True)
+            app.state.liveblog = Liveblog(
+                settings=settings,
+                db=db,
+                hub=hub,
+                templates=renderer.templates,
+                renderer=renderer,
+                csrf=Csrf(secret),
+                newsroom=Newsroom(db, hub, renderer),
+                presence=presence,
+                stats=stats,
+                media=MediaStore(
+                    settings.media_dir(),
+                    settings.media_url,
+                    max_bytes=settings.max_upload_bytes,
+                    decoders=settings.image_decode_concurrency,
+                    queue=settings.image_decode_queue,
+                ),
+                login_throttle=login_throttle(settings),
+                streams=streams,
+                replays=replays,
+            )
             yield
-        finally:
-            await stats.stop()
-            await presence.stop()
-            await hub.stop()
-            await streams.stop()
-            log.info("%s", replays.summary())
-            await db.close()
 
     routes = [
         Route("/healthz", healthz),
