@@ -281,6 +281,7 @@ def test_serve_with_workers_applies_the_limits_from_the_environment(tmp_path: Pa
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
     live = LiveServer(url=f"http://127.0.0.1:{port}", app=Starlette())
+    printed = b""
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -290,6 +291,13 @@ def test_serve_with_workers_applies_the_limits_from_the_environment(tmp_path: Pa
             except httpx.TransportError:
                 assert time.monotonic() < deadline and process.poll() is None, "no server"
                 time.sleep(0.2)
+        # One worker answering says nothing of the other: wait until both have started
+        # (on a loaded machine the second can take a while longer).
+        assert process.stdout is not None
+        while printed.count(b"Started server process") < 2:
+            assert time.monotonic() < deadline and process.poll() is None, printed
+            if select.select([process.stdout], [], [], 0.2)[0]:
+                printed += os.read(process.stdout.fileno(), 65536)
         # New connections, spread over both workers by the kernel.
         for _ in range(6):
             for size, status in ((MAX_HEAD, 200), (MAX_HEAD + 1, 431)):
@@ -299,7 +307,7 @@ def test_serve_with_workers_applies_the_limits_from_the_environment(tmp_path: Pa
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
-    assert output.decode(errors="replace").count("Started server process") == 2
+    assert (printed + output).decode(errors="replace").count("Started server process") == 2
 
 
 # --- bodies --------------------------------------------------------------------------
