@@ -28,6 +28,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 
+from liveblog import store
 from liveblog.models import ApiToken, LoginSession, Role, User, utcnow
 from liveblog.plaintext import forbidden_character
 
@@ -86,7 +87,7 @@ async def create_user(
     if not re.fullmatch(USERNAME_RE, username):
         raise UserError("username: 1-40 lowercase letters, digits, '.', '_' or '-'")
     check_new_password(password)
-    existing = (await session.exec(select(User).where(User.username == username))).first()
+    existing = await store.get_user_by_username(session, username)
     if existing is not None:
         raise UserExists(f"user {username!r} already exists")
     user = User(
@@ -143,7 +144,7 @@ async def authenticate(session: AsyncSession, username: str, password: str) -> U
     # A name no account can have is not looked up (PostgreSQL refuses NUL bytes in a
     # query), but still costs one hash verification like any other failure.
     if re.fullmatch(USERNAME_RE, username):
-        user = (await session.exec(select(User).where(User.username == username))).first()
+        user = await store.get_user_by_username(session, username)
     ok = verify_password(None if user is None else user.password_hash, password)
     if user is None or not ok or not user.active:
         return None

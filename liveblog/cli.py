@@ -12,9 +12,8 @@ from typing import Any, TypeVar
 
 import uvicorn
 from pydantic import ValidationError
-from sqlmodel import select
 
-from liveblog import __version__, auth, schema
+from liveblog import __version__, auth, schema, store
 from liveblog.app import create_app
 from liveblog.db import Database
 from liveblog.gc_tuning import tune_for_serving
@@ -216,7 +215,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     async def issue(liveblog: Liveblog) -> str:
         async with liveblog.db.transaction() as session:
-            user = (await session.exec(select(User).where(User.username == username))).first()
+            user = await store.get_user_by_username(session, username)
             if user is None:
                 raise CommandError(f"no such user {username!r}")
             if not user.active:

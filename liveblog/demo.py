@@ -11,10 +11,10 @@ from datetime import timedelta
 
 from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import update as sql_update
-from sqlmodel import col, select
+from sqlmodel import col
 
 from liveblog import auth, store
-from liveblog.models import Role, Story, StoryCreate, StoryStatus, UpdateCreate, User, utcnow
+from liveblog.models import Role, Story, StoryCreate, StoryStatus, UpdateCreate, utcnow
 from liveblog.state import Liveblog
 
 DEMO_USERNAME = "demo"
@@ -186,7 +186,7 @@ async def seed_demo(liveblog: Liveblog) -> tuple[str, str]:
     """Create (or refresh) the demo editor and story; returns the editor's login."""
     password = secrets.token_urlsafe(12)
     async with liveblog.db.transaction() as session:
-        user = (await session.exec(select(User).where(User.username == DEMO_USERNAME))).first()
+        user = await store.get_user_by_username(session, DEMO_USERNAME)
         if user is None:
             user = await auth.create_user(
                 session,

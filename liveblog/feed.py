@@ -7,15 +7,12 @@ import xml.etree.ElementTree as ET
 from urllib.parse import urljoin
 
 from liveblog.models import Story, Update, User, iso
-from liveblog.render import Renderer
 
 ATOM = "http://www.w3.org/2005/Atom"
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-def atom(
-    story: Story, rows: list[tuple[Update, User]], *, base_url: str, renderer: Renderer
-) -> bytes:
+def atom(story: Story, rows: list[tuple[Update, User]], *, base_url: str) -> bytes:
     ET.register_namespace("", ATOM)
 
     def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:

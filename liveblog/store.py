@@ -144,6 +144,7 @@ async def updates_page(
 
 
 async def get_user_by_username(session: AsyncSession, username: str) -> User | None:
+    """The account named ``username`` (already normalised: stripped, lower case)."""
     return (await session.exec(select(User).where(User.username == username))).first()
 
 

@@ -232,7 +232,7 @@ async def story_feed(request: Request) -> Response:
     async with liveblog.db.session() as session:
         rows = await store.updates_page(session, story, limit=50)
     base = liveblog.settings.base_url or str(request.base_url)
-    xml = feed.atom(story, rows, base_url=base, renderer=liveblog.renderer)
+    xml = feed.atom(story, rows, base_url=base)
     return Response(xml, media_type="application/atom+xml; charset=utf-8")
 
 
