@@ -159,3 +159,14 @@ def server_send_buffer(server_port: int, client_port: int) -> int:
             memory = " ".join(lines[number : number + 2])
             return int(memory.split(",tb", 1)[1].split(",", 1)[0])
     raise AssertionError(f"no server socket to port {client_port}: {out}")
+
+
+def open_stuck_reader(url: str, path: str, *, last_event_id: int | None = None) -> socket.socket:
+    """A reader that asks for the stream and then never reads a byte."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    resume = "" if last_event_id is None else f"Last-Event-ID: {last_event_id}\r\n"
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{resume}\r\n".encode())
+    return sock

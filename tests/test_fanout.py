@@ -23,7 +23,7 @@ from liveblog import store
 from liveblog.app import create_app
 from liveblog.hub import Hub, Subscription
 from liveblog.settings import Settings
-from tests.support import Editor, LiveServer, bearer, make_editor, run_server
+from tests.support import Editor, LiveServer, bearer, make_editor, open_stuck_reader, run_server
 
 SECRET = SecretStr("test-secret-key-not-for-production")
 STREAM_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=None)
@@ -242,15 +242,6 @@ def stuck_server(tmp_path: Path) -> Iterator[LiveServer]:
         yield live
 
 
-def open_stuck_socket(url: str, path: str) -> socket.socket:
-    host, port = url.removeprefix("http://").split(":")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect((host, int(port)))
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-    return sock
-
-
 def drain_socket(sock: socket.socket, timeout: float) -> tuple[bytes, bool]:
     """Read until the server closes the connection; returns (bytes, closed).
 
@@ -321,7 +312,7 @@ async def test_stuck_reader_is_dropped_without_slowing_the_others(
         sid = story_id(server, slug)
         path = f"/stories/{slug}/events"
 
-        stuck_socket = await asyncio.to_thread(open_stuck_socket, server.url, path)
+        stuck_socket = await asyncio.to_thread(open_stuck_reader, server.url, path)
         stack.callback(stuck_socket.close)
         await wait_until(lambda: hub.subscriber_count(sid) == 1, 10, "the stuck subscription")
         (stuck,) = subscriptions(server, sid)

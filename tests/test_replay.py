@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from liveblog.app import create_app
 from liveblog.models import StoryCreate, StoryStatus, UpdateCreate, User
 from liveblog.replay import PAGE, PIECE
 from liveblog.settings import Settings
@@ -33,19 +30,9 @@ ID_LINE = re.compile(rb"^id: (\d+)$", re.M)
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        secret_key=SecretStr("test-secret-key-not-for-production"),
-        stream_db_connections=1,
-    )
-
-
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[Starlette]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        yield app
+def settings(settings: Settings) -> Settings:
+    # conftest's ``app`` is built from these: one connection for the stream path.
+    return settings.model_copy(update={"stream_db_connections": 1})
 
 
 def liveblog_of(app: Starlette) -> Liveblog:
@@ -135,9 +122,10 @@ async def test_resuming_readers_are_replayed_from_memory(app: Starlette) -> None
             await asyncio.sleep(0.01)
         position = liveblog.hub.position(story_id)
         assert position == 50
-        with counting_event_reads(liveblog.db.stream_engine) as stream_reads, counting_event_reads(
-            liveblog.db.engine
-        ) as site_reads:
+        with (
+            counting_event_reads(liveblog.db.stream_engine) as stream_reads,
+            counting_event_reads(liveblog.db.engine) as site_reads,
+        ):
             for after in (49, 45, 31, 30):
                 replayed = seqs(await collect(liveblog, story_id, after, position))
                 assert replayed == list(range(after + 1, position + 1))
@@ -179,9 +167,7 @@ async def test_editors_post_while_any_number_of_readers_wait_for_a_replay(
         held = await stack.enter_async_context(liveblog.db.stream_session())
         await held.connection()
         # ... and 40 readers wait in line for it, holding no connection at all.
-        readers = [
-            asyncio.create_task(collect(liveblog, story_id, 0, EVENTS)) for _ in range(40)
-        ]
+        readers = [asyncio.create_task(collect(liveblog, story_id, 0, EVENTS)) for _ in range(40)]
         for _ in range(100):
             if liveblog.db.stream_waits >= 1:
                 break

@@ -20,7 +20,13 @@ from pydantic import SecretStr
 from liveblog.app import create_app
 from liveblog.models import StoryCreate, StoryStatus, UpdateCreate, User
 from liveblog.settings import Settings
-from tests.support import LiveServer, make_editor, run_server, server_send_buffer
+from tests.support import (
+    LiveServer,
+    make_editor,
+    open_stuck_reader,
+    run_server,
+    server_send_buffer,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -45,17 +51,6 @@ def server_sockets(server_port: int, client_port: int) -> list[str]:
                 ):
                     states.append(state)
     return states
-
-
-def open_stuck_reader(url: str, path: str, *, last_event_id: int | None) -> socket.socket:
-    """A reader that asks for the stream and then never reads a byte."""
-    host, port = url.removeprefix("http://").split(":")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect((host, int(port)))
-    resume = "" if last_event_id is None else f"Last-Event-ID: {last_event_id}\r\n"
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{resume}\r\n".encode())
-    return sock
 
 
 def port_of(server: LiveServer) -> int:

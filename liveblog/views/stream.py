@@ -57,7 +57,11 @@ def parse_last_event_id(scope: Scope) -> int | None:
 async def _visible(
     scope: Scope, receive: Receive, liveblog: Liveblog, story: Story | None
 ) -> Story:
-    """The story, unless there is none or it is a draft and no editor is logged in."""
+    """The story, unless there is none or it is a draft and no editor is logged in.
+
+    The login is looked up here rather than with ``views.common.current_user``, whose
+    read would take a connection from the editors' pool: a crowd asking for a draft
+    with made-up cookies must wait on the stream path's own connections."""
     if story is not None and story.status == StoryStatus.draft:
         token = Request(scope, receive).cookies.get(auth.SESSION_COOKIE)
         user = None
