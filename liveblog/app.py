@@ -140,7 +140,7 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
             yield
 
     routes = [
-        Route("/healthz", healthz),
+        Route("/healthz", healthz, name="healthz"),
         *reader.routes,
         *stream.routes,
         *desk.routes,

@@ -146,6 +146,7 @@ class GuardedProtocol(HttpToolsProtocol):
             and not cycle.response_complete
             and not self._handed_off()
         )
+
     def _handed_off(self) -> bool:
         """Closing (a refusal went out) or upgraded: what is left is not ours to parse."""
         return self.transport.is_closing() or self.transport.get_protocol() is not self

@@ -146,7 +146,9 @@ class Settings(BaseSettings):
     image_decode_concurrency: int = Field(
         # One: the worst image allowed (50M RGBA pixels) takes ~380 MiB while decoded,
         # and editors upload seldom enough that a second one can wait a second.
-        default=1, ge=1, description="Image uploads decoded at once; more wait in line."
+        default=1,
+        ge=1,
+        description="Image uploads decoded at once; more wait in line.",
     )
     image_decode_queue: int = Field(
         default=8,

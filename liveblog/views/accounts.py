@@ -226,12 +226,21 @@ async def revoke_token(request: Request) -> Response:
 
 
 routes = [
-    Route("/desk/users", users_index, methods=["GET"]),
-    Route("/desk/users", create_user, methods=["POST"]),
-    Route("/desk/users/{user_id:int}/role", change_role, methods=["POST"]),
-    Route("/desk/users/{user_id:int}/active", change_active, methods=["POST"]),
-    Route("/desk/users/{user_id:int}/password", reset_password, methods=["POST"]),
-    Route("/desk/tokens", tokens_index, methods=["GET"]),
-    Route("/desk/tokens", create_token, methods=["POST"]),
-    Route("/desk/tokens/{token_id:int}/revoke", revoke_token, methods=["POST"]),
+    Route("/desk/users", users_index, methods=["GET"], name="users_index"),
+    Route("/desk/users", create_user, methods=["POST"], name="create_user"),
+    Route("/desk/users/{user_id:int}/role", change_role, methods=["POST"], name="change_role"),
+    Route(
+        "/desk/users/{user_id:int}/active", change_active, methods=["POST"], name="change_active"
+    ),
+    Route(
+        "/desk/users/{user_id:int}/password",
+        reset_password,
+        methods=["POST"],
+        name="reset_password",
+    ),
+    Route("/desk/tokens", tokens_index, methods=["GET"], name="tokens_index"),
+    Route("/desk/tokens", create_token, methods=["POST"], name="create_token"),
+    Route(
+        "/desk/tokens/{token_id:int}/revoke", revoke_token, methods=["POST"], name="revoke_token"
+    ),
 ]

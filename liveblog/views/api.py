@@ -266,13 +266,13 @@ async def delete_update(request: Request, user: User) -> Response:
 
 _UPDATE = "/api/stories/{slug}/updates/{update_id:int}"
 routes = [
-    Route("/api/stories", list_stories, methods=["GET"]),
-    Route("/api/stories", create_story, methods=["POST"]),
-    Route("/api/stories/{slug}", get_story, methods=["GET"]),
-    Route("/api/stories/{slug}", patch_story, methods=["PATCH"]),
-    Route("/api/stories/{slug}/updates", list_updates, methods=["GET"]),
-    Route("/api/stories/{slug}/updates", post_update, methods=["POST"]),
-    Route(_UPDATE, get_update, methods=["GET"]),
-    Route(_UPDATE, patch_update, methods=["PATCH"]),
-    Route(_UPDATE, delete_update, methods=["DELETE"]),
+    Route("/api/stories", list_stories, methods=["GET"], name="api.list_stories"),
+    Route("/api/stories", create_story, methods=["POST"], name="api.create_story"),
+    Route("/api/stories/{slug}", get_story, methods=["GET"], name="api.get_story"),
+    Route("/api/stories/{slug}", patch_story, methods=["PATCH"], name="api.patch_story"),
+    Route("/api/stories/{slug}/updates", list_updates, methods=["GET"], name="api.list_updates"),
+    Route("/api/stories/{slug}/updates", post_update, methods=["POST"], name="api.post_update"),
+    Route(_UPDATE, get_update, methods=["GET"], name="api.get_update"),
+    Route(_UPDATE, patch_update, methods=["PATCH"], name="api.patch_update"),
+    Route(_UPDATE, delete_update, methods=["DELETE"], name="api.delete_update"),
 ]

@@ -43,4 +43,4 @@ async def author_page(request: Request) -> Response:
     )
 
 
-routes = [Route("/authors/{username}", author_page)]
+routes = [Route("/authors/{username}", author_page, name="author_page")]

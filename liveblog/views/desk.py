@@ -393,16 +393,16 @@ def login_url(next_path: str) -> str:
 
 _UPDATE = "/desk/stories/{slug}/updates/{update_id:int}"
 routes = [
-    Route("/login", login_form, methods=["GET"]),
-    Route("/login", login, methods=["POST"]),
-    Route("/logout", logout, methods=["POST"]),
-    Route("/desk", desk_home),
-    Route("/desk/stories", create_story, methods=["POST"]),
-    Route("/desk/stories/{slug}", story_desk_page, methods=["GET"]),
-    Route("/desk/stories/{slug}", change_story, methods=["POST"]),
-    Route("/desk/stories/{slug}/updates", post_update, methods=["POST"]),
-    Route(f"{_UPDATE}/edit", edit_update_form, methods=["GET"]),
-    Route(f"{_UPDATE}/edit", edit_update, methods=["POST"]),
-    Route(f"{_UPDATE}/delete", delete_update, methods=["POST"]),
-    Route(f"{_UPDATE}/pin", pin_update, methods=["POST"]),
+    Route("/login", login_form, methods=["GET"], name="login_form"),
+    Route("/login", login, methods=["POST"], name="login"),
+    Route("/logout", logout, methods=["POST"], name="logout"),
+    Route("/desk", desk_home, name="desk_home"),
+    Route("/desk/stories", create_story, methods=["POST"], name="create_story"),
+    Route("/desk/stories/{slug}", story_desk_page, methods=["GET"], name="story_desk_page"),
+    Route("/desk/stories/{slug}", change_story, methods=["POST"], name="change_story"),
+    Route("/desk/stories/{slug}/updates", post_update, methods=["POST"], name="post_update"),
+    Route(f"{_UPDATE}/edit", edit_update_form, methods=["GET"], name="edit_update_form"),
+    Route(f"{_UPDATE}/edit", edit_update, methods=["POST"], name="edit_update"),
+    Route(f"{_UPDATE}/delete", delete_update, methods=["POST"], name="delete_update"),
+    Route(f"{_UPDATE}/pin", pin_update, methods=["POST"], name="pin_update"),
 ]

@@ -25,4 +25,4 @@ async def story_stats(request: Request) -> Response:
     return JSONResponse(stats, headers={"Cache-Control": "no-store"})
 
 
-routes = [Route("/desk/stories/{slug}/stats", story_stats, methods=["GET"])]
+routes = [Route("/desk/stories/{slug}/stats", story_stats, methods=["GET"], name="story_stats")]

@@ -204,7 +204,7 @@ async def oembed(request: Request) -> Response:
 
 
 routes = [
-    Route("/stories/{slug}/updates.json", story_snapshot, methods=["GET"]),
-    Route("/embed/{slug}", embed_page, methods=["GET"]),
-    Route("/oembed", oembed, methods=["GET"]),
+    Route("/stories/{slug}/updates.json", story_snapshot, methods=["GET"], name="story_snapshot"),
+    Route("/embed/{slug}", embed_page, methods=["GET"], name="embed_page"),
+    Route("/oembed", oembed, methods=["GET"], name="oembed"),
 ]

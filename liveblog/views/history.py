@@ -35,5 +35,10 @@ async def update_history(request: Request) -> Response:
 
 
 routes = [
-    Route("/desk/stories/{slug}/updates/{update_id:int}/history", update_history, methods=["GET"]),
+    Route(
+        "/desk/stories/{slug}/updates/{update_id:int}/history",
+        update_history,
+        methods=["GET"],
+        name="update_history",
+    ),
 ]

@@ -237,8 +237,8 @@ async def story_feed(request: Request) -> Response:
 
 
 routes = [
-    Route("/", home),
-    Route("/stories/{slug}", story_page),
-    Route("/stories/{slug}/feed.atom", story_feed),
-    Route("/stories/{slug}/updates/{update_id:int}", update_page),
+    Route("/", home, name="home"),
+    Route("/stories/{slug}", story_page, name="story_page"),
+    Route("/stories/{slug}/feed.atom", story_feed, name="story_feed"),
+    Route("/stories/{slug}/updates/{update_id:int}", update_page, name="update_page"),
 ]

@@ -226,4 +226,4 @@ def endpoint(*, max_streams_per_client: int, site_headers: list[tuple[bytes, byt
 
 # Routed by Starlette only for what ``liveblog.asgi`` does not take (405 for a POST, the
 # CORS preflight) and for ``url_for``.
-routes = [Route("/stories/{slug}/events", StoryEvents(), methods=["GET"])]
+routes = [Route("/stories/{slug}/events", StoryEvents(), methods=["GET"], name="story_events")]

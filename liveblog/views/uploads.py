@@ -81,4 +81,4 @@ async def image_form_values(
     return values
 
 
-routes = [Route("/api/media", upload_image, methods=["POST"])]
+routes = [Route("/api/media", upload_image, methods=["POST"], name="api.upload_image")]
