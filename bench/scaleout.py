@@ -29,6 +29,7 @@ import httpx
 
 from bench.client import Swarm, raise_open_files_limit
 from liveblog.settings import Settings
+from tests.factories import post_update
 from tests.services import (
     REDIS_URL,
     fresh_postgres_database,
@@ -39,7 +40,6 @@ from tests.support import Editor, bearer
 from tests.topology import (
     Reader,
     create_story,
-    post_update,
     prepare,
     reading,
     running_nginx,

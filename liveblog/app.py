@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Protocol, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -16,8 +17,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from liveblog import embedding, events, schema, store
-from liveblog.asgi import LiveblogApp, stream_headers
+from liveblog import embedding, schema, urls
 from liveblog.auth import Csrf
 from liveblog.cors import PublicReadCors
 from liveblog.db import Database
@@ -26,16 +26,18 @@ from liveblog.headers import SecurityHeaders, headers_for
 from liveblog.hub import Hub, backend_from_url
 from liveblog.hub.presence import Presence
 from liveblog.limits import BodySizeLimit, BodyTooLarge
+from liveblog.live import routing as live_routing
+from liveblog.live.routing import LiveblogApp
+from liveblog.live.service import Live
+from liveblog.loaders import Reads
 from liveblog.media import MediaStore
-from liveblog.models import Story
 from liveblog.newsroom import Newsroom
+from liveblog.policy import LoginRequired, guard
 from liveblog.ratelimit import LoginThrottle, MemoryLimiter
 from liveblog.render import STATIC_DIR, Renderer, make_templates
-from liveblog.replay import Replays
 from liveblog.settings import Settings
 from liveblog.state import Liveblog, get_liveblog
 from liveblog.stats import ReaderStats
-from liveblog.streams import Streams
 from liveblog.views import (
     accounts,
     api,
@@ -45,10 +47,9 @@ from liveblog.views import (
     embed,
     history,
     reader,
-    stream,
     uploads,
 )
-from liveblog.views.common import LoginRequired, redirect, render
+from liveblog.views.common import redirect, render
 
 log = logging.getLogger("liveblog")
 
@@ -58,7 +59,11 @@ SERVER_ERROR = "Something went wrong on our side; it has been logged. Please try
 
 def create_app(settings: Settings | None = None) -> LiveblogApp:
     settings = settings or Settings()
-    site_headers = stream_headers(https=settings.https)
+    site_headers = live_routing.stream_headers(https=settings.https)
+    # The stream is served outside the stack below: see liveblog/live/routing.py.
+    stream_endpoint = live_routing.endpoint(
+        max_streams_per_client=settings.max_streams_per_client, site_headers=site_headers
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -75,52 +80,46 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
             services.push_async_callback(db.close)
             await schema.ensure_current(db.engine, migrate=settings.migrate)
 
-            async def load_frames(story_id: int, after: int, before: int) -> list[events.Frame]:
-                async with db.session() as session:
-                    found = await store.events_after(session, story_id, after, before=before)
-                return [events.encode(event) for event in found]
-
-            async def load_last_seq(story_id: int) -> int:
-                async with db.session() as session:
-                    story = await session.get(Story, story_id)
-                return story.last_seq if story is not None else 0
-
+            # The reads the hub and the stream are given: the hub's on the site's pool,
+            # the stream's on its own few connections (liveblog/loaders.py).
+            site_reads, stream_reads = Reads(db.session), Reads(db.stream_session)
             hub = Hub(
                 backend_from_url(settings.broadcast_url),
-                load_frames=load_frames,
-                load_last_seq=load_last_seq,
+                load_frames=site_reads.frames,
+                load_last_seq=site_reads.last_seq,
                 backlog=settings.stream_backlog,
                 recent_frames=settings.replay_window,
             )
-            # Streams stop after the hub (whose stop ends every subscription first): its
-            # ticker starts before the hub, which it needs only once a stream opens.
-            streams = Streams(
+            # The stream stops after the hub (whose stop ends every subscription first):
+            # its ticker starts before the hub, which it needs only once a stream opens.
+            live = Live(
                 hub,
+                stream_reads,
                 heartbeat=settings.heartbeat_interval,
                 send_timeout=settings.stream_send_timeout,
+                retry_ms=settings.retry_ms,
+                replay_cache_bytes=settings.replay_cache_bytes,
                 site_headers=site_headers,
             )
-            await streams.start()
-            services.push_async_callback(streams.stop)
-            await hub.start()
-            services.push_async_callback(hub.stop)
-            presence = Presence(hub, interval=settings.presence_interval)
-            await presence.start()
-            services.push_async_callback(presence.stop)
-            stats = ReaderStats(db, presence, interval=settings.presence_interval)
-            await stats.start()
-            services.push_async_callback(stats.stop)
-            replays = Replays(db, hub, cache_bytes=settings.replay_cache_bytes)
-            services.callback(lambda: log.info("%s", replays.summary()))
+            await started(services, live)
+            await started(services, hub)
+            presence = await started(services, Presence(hub, interval=settings.presence_interval))
+            stats = await started(
+                services, ReaderStats(db, presence, interval=settings.presence_interval)
+            )
+            services.callback(
+                lambda: log.info("%s; %s", live.replays.summary(), db.stream_wait_summary())
+            )
             secret = settings.resolved_secret()
-            renderer = Renderer(make_templates(embedding.template_globals()))
+            renderer = Renderer(
+                make_templates({**embedding.template_globals(), **urls.template_globals(app)})
+            )
             # /media is served from here: StaticFiles answers 500 while it does not exist.
             settings.media_dir().mkdir(parents=True, exist_ok=True)
             app.state.liveblog = Liveblog(
                 settings=settings,
                 db=db,
                 hub=hub,
-                templates=renderer.templates,
                 renderer=renderer,
                 csrf=Csrf(secret),
                 newsroom=Newsroom(db, hub, renderer),
@@ -134,15 +133,15 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
                     queue=settings.image_decode_queue,
                 ),
                 login_throttle=login_throttle(settings),
-                streams=streams,
-                replays=replays,
+                live=live,
             )
+            app.state.live = live  # what the stream endpoint reads, and all it reads
             yield
 
     routes = [
         Route("/healthz", healthz, name="healthz"),
         *reader.routes,
-        *stream.routes,
+        live_routing.route(stream_endpoint),
         *desk.routes,
         *accounts.routes,
         *history.routes,
@@ -156,14 +155,12 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
         Mount("/media", StaticFiles(directory=settings.media_dir(), check_dir=False), name="media"),
     ]
     return LiveblogApp(
-        # Streams are served outside the stack below: see liveblog/asgi.py.
-        stream_endpoint=stream.endpoint(
-            max_streams_per_client=settings.max_streams_per_client, site_headers=site_headers
-        ),
-        routes=routes,
+        stream_endpoint=stream_endpoint,
+        # Each route behind the check its liveblog.policy entry names.
+        routes=guard(routes),
         middleware=[
             # Outermost, so every response gets the headers (413 too). Streams, served
-            # outside this list, send the same ones themselves (liveblog/asgi.py).
+            # outside this list, send the same ones themselves (liveblog/live/routing.py).
             Middleware(SecurityHeaders, https=settings.https),
             Middleware(
                 BodySizeLimit,
@@ -181,6 +178,23 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
         },
         lifespan=lifespan,
     )
+
+
+class Service(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+ServiceT = TypeVar("ServiceT", bound=Service)
+
+
+async def started(services: contextlib.AsyncExitStack, service: ServiceT) -> ServiceT:
+    """Start ``service`` and leave its stop to the exit stack: a service that fails to
+    start has nothing to stop, and everything started before it is stopped."""
+    await service.start()
+    services.push_async_callback(service.stop)
+    return service
 
 
 async def healthz(request: Request) -> Response:
@@ -220,8 +234,8 @@ async def login_required(request: Request, exc: Exception) -> Response:
     if request.method != "GET":
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse({"error": "log in first"}, status_code=401)
-        return redirect(desk.login_url("/desk"))
-    return redirect(desk.login_url(exc.next_path))
+        return redirect(desk.login_url(request, urls.path(request, "desk_home")))
+    return redirect(desk.login_url(request, exc.next_path))
 
 
 async def body_too_large(request: Request, exc: Exception) -> Response:

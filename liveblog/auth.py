@@ -230,12 +230,15 @@ async def list_api_tokens(
     return [(token, user) for token, user in (await session.exec(query)).all()]
 
 
-async def revoke_api_token(session: AsyncSession, token_id: int, *, by: User) -> bool:
-    """Revoke a token of ``by`` (any token, for an admin). False if there is none such."""
+async def revoke_api_token(
+    session: AsyncSession, token_id: int, *, by: User, any_owner: bool = False
+) -> bool:
+    """Revoke a token of ``by`` (anyone's, with ``any_owner``: see liveblog.policy).
+    False if there is none such."""
     if not 0 < token_id < 2**63:
         return False
     token = await session.get(ApiToken, token_id)
-    if token is None or (by.role != Role.admin and token.user_id != by.id):
+    if token is None or (not any_owner and token.user_id != by.id):
         return False
     if token.revoked_at is None:
         token.revoked_at = utcnow()

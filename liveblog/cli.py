@@ -235,14 +235,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     settings = _load_settings(args)
     username, password = asyncio.run(_in_app(settings, seed_demo))
+    app = create_app(settings)
     base = f"http://{_display_host(args.host)}:{args.port}"
-    print(f"Reader: {base}/stories/{DEMO_SLUG}")
-    print(f"Desk:   {base}/desk/stories/{DEMO_SLUG}")
+    print(f"Reader: {base}{app.url_path_for('story_page', slug=DEMO_SLUG)}")
+    print(f"Desk:   {base}{app.url_path_for('story_desk_page', slug=DEMO_SLUG)}")
     print(f"Login:  username {username}, password {password}")
     sys.stdout.flush()
     if not args.no_serve:
         uvicorn.run(
-            create_app(settings),
+            app,
             **uvicorn_options(
                 settings, host=args.host, port=args.port, log_level="info", log_config=log_config()
             ),

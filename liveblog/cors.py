@@ -16,14 +16,17 @@ import re
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from liveblog.live import path as stream_path
+
 CORS_PATHS = re.compile(
-    r"^/(?:stories/[^/]+/(?:events|updates\.json)|oembed|static/(?:widget|embed-resizer)\.js)$"
+    r"^/(?:stories/[^/]+/updates\.json|oembed|static/(?:widget|embed-resizer)\.js)$"
+    f"|{stream_path.PATTERN.pattern}"
 )
 READ_METHODS = frozenset({"GET", "HEAD"})
 # What EventSource and fetch may send on a reconnect or revalidation.
 ALLOWED_HEADERS = "Last-Event-ID, Cache-Control, Accept"
 PREFLIGHT_MAX_AGE = "86400"
-# What a read of one of these paths gets (``liveblog.asgi`` adds it to the stream's own).
+# What a read of one of these paths gets (the stream adds it to its own: live.routing).
 PUBLIC_READ_HEADERS = [(b"access-control-allow-origin", b"*")]
 
 

@@ -107,6 +107,13 @@ class Database:
         async with self._stream_gate, self._stream_sessions() as session:
             yield session
 
+    def stream_wait_summary(self) -> str:
+        """How long the stream path waited for its connections (logged at shutdown)."""
+        return (
+            f"{self.stream_waits} stream reads waited for a database connection "
+            f"(longest {self.stream_longest_wait * 1000:.0f} ms)"
+        )
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session whose work commits together at the end, or not at all."""

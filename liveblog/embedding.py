@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from markupsafe import escape
 from starlette.requests import Request
 
+from liveblog import urls
 from liveblog.models import Story
 from liveblog.state import get_liveblog
 
@@ -28,24 +29,30 @@ def site_url(request: Request) -> str:
     return (configured or str(request.base_url)).rstrip("/")
 
 
+def site_address(request: Request, name: str, /, **params: Any) -> str:
+    """The absolute address of the route ``name`` under ``site_url``."""
+    return site_url(request) + urls.path(request, name, **params)
+
+
 def story_url(request: Request, slug: str) -> str:
-    return f"{site_url(request)}/stories/{slug}"
+    return site_address(request, "story_page", slug=slug)
 
 
 def embed_url(request: Request, slug: str) -> str:
-    return f"{site_url(request)}/embed/{slug}"
+    return site_address(request, "embed_page", slug=slug)
 
 
 def oembed_discovery_url(request: Request, story: Story) -> str:
     query = urlencode({"url": story_url(request, story.slug), "format": "json"})
-    return f"{site_url(request)}/oembed?{query}"
+    return f"{site_address(request, 'oembed')}?{query}"
 
 
 def widget_snippet(request: Request, story: Story, *, limit: int = DEFAULT_LIMIT) -> str:
     site = site_url(request)
+    script = site_address(request, "static", path="widget.js")
     # The link inside the element is what shows where the script cannot run.
     return (
-        f'<script src="{escape(site)}/static/widget.js" async></script>\n'
+        f'<script src="{escape(script)}" async></script>\n'
         f'<live-blog story="{escape(story.slug)}" src="{escape(site)}" limit="{limit}">'
         f'<a href="{escape(story_url(request, story.slug))}">{escape(story.title)}</a>'
         "</live-blog>"
@@ -60,7 +67,6 @@ def iframe_snippet(
     height: int = DEFAULT_FRAME_HEIGHT,
     resizer: bool = True,
 ) -> str:
-    site = site_url(request)
     # A fixed width is only given when asked for (oEmbed's maxwidth); otherwise the frame
     # takes the width of its column.
     width_attr = f'width="{width}"' if width is not None else 'width="100%"'
@@ -71,7 +77,8 @@ def iframe_snippet(
     )
     if not resizer:
         return frame
-    return frame + f'\n<script src="{escape(site)}/static/embed-resizer.js" async></script>'
+    resizer_script = site_address(request, "static", path="embed-resizer.js")
+    return frame + f'\n<script src="{escape(resizer_script)}" async></script>'
 
 
 def template_globals() -> dict[str, Callable[..., Any]]:

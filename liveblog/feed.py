@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from urllib.parse import urljoin
 
 from liveblog.models import Story, Update, User, iso
+from liveblog.urls import Absolute
 
 ATOM = "http://www.w3.org/2005/Atom"
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-def atom(story: Story, rows: list[tuple[Update, User]], *, base_url: str) -> bytes:
+def atom(story: Story, rows: list[tuple[Update, User]], *, site: Absolute) -> bytes:
     ET.register_namespace("", ATOM)
 
     def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -23,7 +23,7 @@ def atom(story: Story, rows: list[tuple[Update, User]], *, base_url: str) -> byt
             element.text = xml_text(text)
         return element
 
-    story_url = urljoin(base_url, f"/stories/{story.slug}")
+    story_url = site.page("story_page", slug=story.slug)
     root = ET.Element(f"{{{ATOM}}}feed")
     sub(root, "id", story_url)
     sub(root, "title", story.title)
@@ -34,10 +34,11 @@ def atom(story: Story, rows: list[tuple[Update, User]], *, base_url: str) -> byt
     )
     sub(root, "updated", iso(updated))
     sub(root, "link", rel="alternate", type="text/html", href=story_url)
-    sub(root, "link", rel="self", type="application/atom+xml", href=f"{story_url}/feed.atom")
+    feed_url = site.page("story_feed", slug=story.slug)
+    sub(root, "link", rel="self", type="application/atom+xml", href=feed_url)
     sub(root, "generator", "liveblog")
     for update, author in rows:
-        url = f"{story_url}/updates/{update.id}"
+        url = site.page("update_page", slug=story.slug, update_id=update.id)
         entry = sub(root, "entry")
         sub(entry, "id", url)
         sub(entry, "title", update.headline or first_words(update.body))

@@ -17,7 +17,7 @@ free but mostly stays in the process: cycles wait for the rarer full pass, and g
 malloc keeps freed heap pages for reuse. ``return_freed_memory`` runs a full collection
 and asks malloc to give its free pages back (``malloc_trim``); the stream ticker calls it
 when the number of open streams has fallen well below its peak
-(``liveblog/streams.py``), so it runs once per burst, not per reader.
+(``liveblog/live/streams.py``), so it runs once per burst, not per reader.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ with what is stored.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -102,6 +103,8 @@ class Story(SQLModel, table=True):
     # Reader statistics for the desk, kept per story (the live count comes from the hub).
     page_views: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
     peak_readers: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    # Who created the story (None: created before this was recorded, migration 0003).
+    created_by_id: int | None = Field(default=None, foreign_key="user.id")
 
 
 class Update(SQLModel, table=True):
@@ -350,6 +353,14 @@ def story_public(story: Story) -> dict[str, Any]:
         "started_at": iso(story.started_at),
         "ended_at": iso(story.ended_at),
     }
+
+
+def story_for_staff(story: Story, usernames: Mapping[int, str]) -> dict[str, Any]:
+    """A story as the API shows it (to staff only: never in streams or embeds): the
+    public fields and ``created_by``, the username of whoever created it (None for a
+    story created before that was recorded). ``usernames``: see ``store.usernames``."""
+    creator = None if story.created_by_id is None else usernames.get(story.created_by_id)
+    return {**story_public(story), "created_by": creator}
 
 
 def update_public(update: Update, author: User | None) -> dict[str, Any]:

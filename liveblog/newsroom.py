@@ -8,8 +8,10 @@ that story lets every hub fill the gap from the log.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from functools import partial
+from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -29,6 +31,11 @@ from liveblog.models import (
 )
 from liveblog.render import Renderer
 from liveblog.store import Conflict, NotFound
+
+T = TypeVar("T")
+# A change made inside a story's transaction, called as ``change(session, story=story)``:
+# what it made, and the events it appended (the store's own post_update and edit_update).
+Change = Callable[..., Awaitable[tuple[T, list[StoryEvent]]]]
 
 
 class Newsroom:
@@ -50,57 +57,55 @@ class Newsroom:
         return story
 
     async def change_story(self, slug: str, patch: StoryPatch, *, actor: User) -> Story:
-        async with self.db.transaction() as session:
-            story = await _locked(session, slug)
-            events = await store.change_story(session, story=story, patch=patch, actor=actor)
-        await self._publish(events)
-        return story
+        async def change(session: AsyncSession, story: Story) -> tuple[Story, list[StoryEvent]]:
+            return story, await store.change_story(session, story=story, patch=patch, actor=actor)
+
+        return await self._in_story(slug, change)
 
     async def post_update(
         self, slug: str, data: UpdateCreate, *, author: User, created_at: datetime | None = None
     ) -> Update:
-        try:
-            async with self.db.transaction() as session:
-                story = await _locked(session, slug)
-                update, events = await store.post_update(
-                    session,
-                    story=story,
-                    data=data,
-                    author=author,
-                    renderer=self.renderer,
-                    created_at=created_at,
-                )
-        except IntegrityError as exc:  # two editors pinning at the same instant
-            raise Conflict("another update was pinned at the same moment; try again") from exc
-        await self._publish(events)
-        return update
+        post = partial(
+            store.post_update,
+            data=data,
+            author=author,
+            renderer=self.renderer,
+            created_at=created_at,
+        )
+        return await self._in_story(slug, post, pins=True)
 
     async def edit_update(
         self, slug: str, update_id: int, patch: UpdatePatch, *, actor: User
     ) -> Update:
-        try:
-            async with self.db.transaction() as session:
-                story = await _locked(session, slug)
-                update, events = await store.edit_update(
-                    session,
-                    story=story,
-                    update_id=update_id,
-                    patch=patch,
-                    actor=actor,
-                    renderer=self.renderer,
-                )
-        except IntegrityError as exc:
-            raise Conflict("another update was pinned at the same moment; try again") from exc
-        await self._publish(events)
-        return update
+        edit = partial(
+            store.edit_update, update_id=update_id, patch=patch, actor=actor, renderer=self.renderer
+        )
+        return await self._in_story(slug, edit, pins=True)
 
     async def delete_update(self, slug: str, update_id: int, *, actor: User) -> None:
-        async with self.db.transaction() as session:
-            story = await _locked(session, slug)
+        async def delete(session: AsyncSession, story: Story) -> tuple[None, list[StoryEvent]]:
             events = await store.delete_update(
                 session, story=story, update_id=update_id, actor=actor, renderer=self.renderer
             )
+            return None, events
+
+        await self._in_story(slug, delete)
+
+    async def _in_story(self, slug: str, change: Change[T], *, pins: bool = False) -> T:
+        """One change to the story ``slug``: lock its row, make the change and append its
+        events in one transaction, commit, then publish the events. ``pins``: the change
+        may pin an update, and a race lost for the one pinned place is a Conflict."""
+        try:
+            async with self.db.transaction() as session:
+                story = await _locked(session, slug)
+                result, events = await change(session, story=story)
+        except IntegrityError as exc:
+            if not pins:
+                raise
+            # Two editors pinning at the same instant: the unique index refuses one.
+            raise Conflict("another update was pinned at the same moment; try again") from exc
         await self._publish(events)
+        return result
 
 
 async def _locked(session: AsyncSession, slug: str) -> Story:

@@ -20,6 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from starlette.types import Scope
+
+
+def client_address(scope: Scope) -> str:
+    """The ASGI client address, what per-client limits count by (logins, open streams).
+
+    Behind a reverse proxy, run uvicorn with ``--proxy-headers
+    --forwarded-allow-ips=<proxy>`` so it is the client's, not the proxy's."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
 
 @dataclass(frozen=True, slots=True)
 class RetryAfter:

@@ -14,13 +14,13 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
 
 from markupsafe import Markup
 from starlette.requests import Request
 
 from liveblog.feed import first_words
 from liveblog.models import Story, StoryStatus, Update, User, iso
+from liveblog.urls import Absolute
 
 HEADLINE_LIMIT = 110  # what search engines show of a headline
 _TAG = re.compile(r"<[^>]+>")
@@ -30,8 +30,9 @@ def base_url(request: Request, configured: str | None) -> str:
     return configured or str(request.base_url)
 
 
-def absolute(base: str, path: str) -> str:
-    return urljoin(base, path)
+def site(request: Request, configured: str | None) -> Absolute:
+    """Absolute addresses for what other sites read: against ``base_url``."""
+    return Absolute(request, base_url(request, configured))
 
 
 def plain_text(body_html: str) -> str:
@@ -43,8 +44,8 @@ def update_headline(update: Update) -> str:
     return first_words(update.headline or plain_text(update.body_html), HEADLINE_LIMIT)
 
 
-def blog_posting(update: Update, author: User, *, story: Story, base: str) -> dict[str, Any]:
-    url = absolute(base, f"/stories/{story.slug}/updates/{update.id}")
+def blog_posting(update: Update, author: User, *, story: Story, site: Absolute) -> dict[str, Any]:
+    url = site.page("update_page", slug=story.slug, update_id=update.id)
     posting: dict[str, Any] = {
         "@type": "BlogPosting",
         "@id": url,
@@ -55,19 +56,19 @@ def blog_posting(update: Update, author: User, *, story: Story, base: str) -> di
         "author": {
             "@type": "Person",
             "name": author.display_name,
-            "url": absolute(base, f"/authors/{author.username}"),
+            "url": site.page("author_page", username=author.username),
         },
         "articleBody": plain_text(update.body_html),
     }
     if update.image_url:
-        posting["image"] = absolute(base, update.image_url)
+        posting["image"] = site.of(update.image_url)
     return posting
 
 
 def live_blog_posting(
-    story: Story, rows: list[tuple[Update, User]], *, base: str
+    story: Story, rows: list[tuple[Update, User]], *, site: Absolute
 ) -> dict[str, Any]:
-    url = absolute(base, f"/stories/{story.slug}")
+    url = site.page("story_page", slug=story.slug)
     started = story.started_at or story.created_at
     modified = max(
         [update.edited_at or update.created_at for update, _ in rows] or [story.updated_at]
@@ -84,7 +85,7 @@ def live_blog_posting(
         "dateModified": iso(modified),
         "coverageStartTime": iso(started),
         "liveBlogUpdate": [
-            blog_posting(update, author, story=story, base=base) for update, author in rows
+            blog_posting(update, author, story=story, site=site) for update, author in rows
         ],
     }
     if story.status == StoryStatus.ended and story.ended_at is not None:
@@ -116,8 +117,8 @@ class PageMeta:
         return "summary_large_image" if self.image else "summary"
 
 
-def first_image(rows: list[tuple[Update, User]], base: str) -> str | None:
+def first_image(rows: list[tuple[Update, User]], site: Absolute) -> str | None:
     for update, _ in rows:
         if update.image_url:
-            return absolute(base, update.image_url)
+            return site.of(update.image_url)
     return None

@@ -187,7 +187,7 @@ class GuardedProtocol(HttpToolsProtocol):
         """Drop the connection at once, with a reset.
 
         Given to every request as ``scope["extensions"]["liveblog.connection"]["abort"]``.
-        The stream code (``liveblog/streams.py``) calls it when it drops a reader that
+        The stream code (``liveblog/live/stream.py``) calls it when it drops a reader that
         stopped reading: the socket and its send buffer are released now, instead of a
         graceful close waiting for that reader to take what is still queued.
         """

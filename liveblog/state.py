@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jinja2 import Environment
 from starlette.requests import HTTPConnection
 
 from liveblog.auth import Csrf
 from liveblog.db import Database
 from liveblog.hub import Hub
 from liveblog.hub.presence import Presence
+from liveblog.live.service import Live
 from liveblog.media import MediaStore
 from liveblog.newsroom import Newsroom
 from liveblog.ratelimit import LoginThrottle
 from liveblog.render import Renderer
-from liveblog.replay import Replays
 from liveblog.settings import Settings
 from liveblog.stats import ReaderStats
-from liveblog.streams import Streams
 
 
 @dataclass
@@ -26,7 +24,6 @@ class Liveblog:
     settings: Settings
     db: Database
     hub: Hub
-    templates: Environment
     renderer: Renderer
     csrf: Csrf
     newsroom: Newsroom
@@ -34,8 +31,7 @@ class Liveblog:
     stats: ReaderStats
     media: MediaStore
     login_throttle: LoginThrottle
-    streams: Streams
-    replays: Replays
+    live: Live  # the reader stream (its endpoint reads it from app.state.live)
 
 
 def get_liveblog(conn: HTTPConnection) -> Liveblog:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import update as sql_update
 from sqlmodel import col
 
+from liveblog import tasks
 from liveblog.db import Database
 from liveblog.hub.presence import Presence
 from liveblog.models import Story
@@ -46,11 +47,8 @@ class ReaderStats:
         self._task = asyncio.create_task(self._run(), name="liveblog-reader-stats")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await tasks.stop(task)
         with contextlib.suppress(Exception):  # keep the last views if the DB is there
             await self.flush()
 

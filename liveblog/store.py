@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, and_, func
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from liveblog import revisions
 from liveblog.events import dump_payload
@@ -29,6 +30,7 @@ from liveblog.models import (
     MAX_SLUG,
     SLUG_RE,
     EventKind,
+    Role,
     Story,
     StoryCreate,
     StoryEvent,
@@ -82,6 +84,15 @@ async def get_story(session: AsyncSession, slug: str, *, lock: bool = False) -> 
     return (await session.exec(query)).first()
 
 
+async def visible_story(session: AsyncSession, slug: str, *, drafts: bool) -> Story | None:
+    """The story ``slug`` if it may be shown: a draft only when ``drafts`` (the caller is
+    staff); otherwise, like an unknown slug, None."""
+    story = await get_story(session, slug)
+    if story is None or (story.status == StoryStatus.draft and not drafts):
+        return None
+    return story
+
+
 async def list_stories(
     session: AsyncSession, *, statuses: Sequence[StoryStatus], limit: int = 50
 ) -> list[Story]:
@@ -109,12 +120,24 @@ async def story_versions(
     return [(int(story_id or 0), last_seq) for story_id, last_seq in rows]
 
 
+# What every query for updates readers may see has in it: deleted updates are kept (their
+# events and revisions refer to them) but never shown.
+_NOT_DELETED = col(Update.deleted_at).is_(None)
+
+
+def _shown_in(story: Story) -> ColumnElement[bool]:
+    """The updates of ``story`` that are shown (not deleted)."""
+    return and_(col(Update.story_id) == story.id, _NOT_DELETED)
+
+
+def _with_authors() -> Select[Update, User]:
+    return select(Update, User).join(User, col(User.id) == Update.author_id)
+
+
 async def get_update(session: AsyncSession, story: Story, update_id: int) -> Update | None:
     if not 0 < update_id < 2**63:
         return None  # out of any database's integer range: no such update
-    query = select(Update).where(
-        Update.id == update_id, Update.story_id == story.id, col(Update.deleted_at).is_(None)
-    )
+    query = select(Update).where(Update.id == update_id, _shown_in(story))
     return (await session.exec(query)).first()
 
 
@@ -130,9 +153,8 @@ async def updates_page(
     """Newest first (``before``: the cursor of "older updates"), or oldest first
     (``after``: the cursor of "newer updates")."""
     query = (
-        select(Update, User)
-        .join(User, col(User.id) == Update.author_id)
-        .where(Update.story_id == story.id, col(Update.deleted_at).is_(None))
+        _with_authors()
+        .where(_shown_in(story))
         .order_by(col(Update.id).desc() if order == "newest" else col(Update.id).asc())
         .limit(limit)
     )
@@ -155,11 +177,7 @@ async def updates_by_author(
     query = (
         select(Update, Story)
         .join(Story, col(Story.id) == Update.story_id)
-        .where(
-            Update.author_id == author.id,
-            col(Update.deleted_at).is_(None),
-            col(Story.status).in_(statuses),
-        )
+        .where(Update.author_id == author.id, _NOT_DELETED, col(Story.status).in_(statuses))
         .order_by(col(Update.id).desc())
         .limit(limit)
     )
@@ -167,15 +185,7 @@ async def updates_by_author(
 
 
 async def pinned_update(session: AsyncSession, story: Story) -> tuple[Update, User] | None:
-    query = (
-        select(Update, User)
-        .join(User, col(User.id) == Update.author_id)
-        .where(
-            Update.story_id == story.id,
-            col(Update.pinned).is_(True),
-            col(Update.deleted_at).is_(None),
-        )
-    )
+    query = _with_authors().where(_shown_in(story), col(Update.pinned).is_(True))
     row = (await session.exec(query)).first()
     return None if row is None else (row[0], row[1])
 
@@ -183,11 +193,7 @@ async def pinned_update(session: AsyncSession, story: Story) -> tuple[Update, Us
 async def key_events(session: AsyncSession, story: Story, *, limit: int = 50) -> list[Update]:
     query = (
         select(Update)
-        .where(
-            Update.story_id == story.id,
-            col(Update.key_event).is_(True),
-            col(Update.deleted_at).is_(None),
-        )
+        .where(_shown_in(story), col(Update.key_event).is_(True))
         .order_by(col(Update.id).desc())
         .limit(limit)
     )
@@ -196,9 +202,7 @@ async def key_events(session: AsyncSession, story: Story, *, limit: int = 50) ->
 
 async def last_updated(session: AsyncSession, story: Story) -> datetime | None:
     """When the newest update was posted or corrected (None: no updates yet)."""
-    query = select(Update.created_at, Update.edited_at).where(
-        Update.story_id == story.id, col(Update.deleted_at).is_(None)
-    )
+    query = select(Update.created_at, Update.edited_at).where(_shown_in(story))
     latest = query.order_by(col(Update.id).desc()).limit(1)
     edited = query.where(col(Update.edited_at).is_not(None))
     edited = edited.order_by(col(Update.edited_at).desc()).limit(1)
@@ -212,9 +216,7 @@ async def last_updated(session: AsyncSession, story: Story) -> datetime | None:
 
 
 async def count_updates(session: AsyncSession, story: Story) -> int:
-    query = select(func.count()).where(
-        Update.story_id == story.id, col(Update.deleted_at).is_(None)
-    )
+    query = select(func.count()).where(_shown_in(story))
     return int((await session.exec(query)).one())
 
 
@@ -238,7 +240,39 @@ async def events_after(
 
 
 async def get_user(session: AsyncSession, user_id: int) -> User | None:
+    if not 0 < user_id < 2**63:
+        return None  # out of any database's integer range: no such user
     return await session.get(User, user_id)
+
+
+async def usernames(session: AsyncSession, user_ids: Sequence[int | None]) -> dict[int, str]:
+    """The usernames of these accounts, by id, in one query (``None`` ids are skipped)."""
+    wanted = {user_id for user_id in user_ids if user_id is not None}
+    if not wanted:
+        return {}
+    query = select(User.id, User.username).where(col(User.id).in_(wanted))
+    rows = (await session.exec(query)).all()
+    return {user_id: username for user_id, username in rows if user_id is not None}
+
+
+async def list_users(session: AsyncSession) -> list[User]:
+    """Every account, active or not, by username."""
+    return list((await session.exec(select(User).order_by(col(User.username)))).all())
+
+
+async def count_active_admins(
+    session: AsyncSession,
+    *,
+    roles: Collection[Role] = (Role.admin,),
+    excluding: User | None = None,
+) -> int:
+    """How many active users of ``roles`` (those who may manage users: see
+    ``policy.keep_an_admin``) there are, ``excluding`` one (the account about to lose
+    the role or be deactivated: is anyone left?)."""
+    query = select(func.count()).where(col(User.role).in_(roles), col(User.active).is_(True))
+    if excluding is not None:
+        query = query.where(col(User.id) != excluding.id)
+    return int((await session.exec(query)).one())
 
 
 # --- the event log -------------------------------------------------------------------
@@ -294,6 +328,21 @@ def _update_payload(
         "created_at": iso(update.created_at),
         "edited_at": iso(update.edited_at),
     }
+
+
+async def _update_event(
+    session: AsyncSession,
+    renderer: Renderer,
+    story: Story,
+    kind: EventKind,
+    update: Update,
+    *,
+    author: User,
+    actor: User,
+) -> StoryEvent:
+    """The event that shows readers ``update`` as it is now: posted or corrected."""
+    payload = _update_payload(renderer, update, story, author)
+    return await _append_event(session, story, kind, payload, actor=actor, update_id=update.id)
 
 
 async def _pin_event(
@@ -373,6 +422,7 @@ async def create_story(session: AsyncSession, *, data: StoryCreate, actor: User)
         updated_at=now,
         started_at=now if data.status in (StoryStatus.live, StoryStatus.ended) else None,
         ended_at=now if data.status == StoryStatus.ended else None,
+        created_by_id=actor.id,
     )
     session.add(story)
     await session.flush()
@@ -446,13 +496,8 @@ async def post_update(
     session.add(update)
     await session.flush()
     events = [
-        await _append_event(
-            session,
-            story,
-            EventKind.update,
-            _update_payload(renderer, update, story, author),
-            actor=author,
-            update_id=update.id,
+        await _update_event(
+            session, renderer, story, EventKind.update, update, author=author, actor=author
         )
     ]
     if data.pinned:
@@ -509,13 +554,8 @@ async def edit_update(
         session.add(update)
         await session.flush()
         events.append(
-            await _append_event(
-                session,
-                story,
-                EventKind.edit,
-                _update_payload(renderer, update, story, author),
-                actor=actor,
-                update_id=update.id,
+            await _update_event(
+                session, renderer, story, EventKind.edit, update, author=author, actor=actor
             )
         )
     if patch.pinned is not None and patch.pinned != update.pinned:

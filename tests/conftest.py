@@ -11,12 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from liveblog.app import create_app
 from liveblog.settings import Settings
-from tests.support import Editor, LiveServer, make_editor, run_server
+from tests.support import Editor, LiveServer, make_editor, run_server, settings_for
 
 
 @pytest.fixture
@@ -26,7 +25,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, secret_key=SecretStr("test-secret-key-not-for-production"))
+    return settings_for(tmp_path)
 
 
 @pytest.fixture

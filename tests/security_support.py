@@ -97,6 +97,21 @@ async def log_in(client: httpx.AsyncClient, account: Account) -> str:
     return csrf_from((await client.get("/desk")).text)
 
 
+@asynccontextmanager
+async def logged_in(
+    app: Starlette, account: Account
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """A browser of its own, logged in as ``account``, and the CSRF token for its forms."""
+    async with browser(app) as client:
+        yield client, await log_in(client, account)
+
+
+async def post_form(app: Starlette, account: Account, path: str, **fields: str) -> httpx.Response:
+    """``account`` logs in on a browser of its own and posts one desk form there."""
+    async with logged_in(app, account) as (client, csrf):
+        return await client.post(path, data={"csrf_token": csrf, **fields})
+
+
 async def login_attempt(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
     token = csrf_from((await client.get("/login", follow_redirects=True)).text)
     return await client.post(

@@ -24,11 +24,11 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from psycopg import sql
-from pydantic import SecretStr
 
 from liveblog import schema
 from liveblog.db import Database
 from liveblog.settings import Settings
+from tests.support import settings_for
 
 POSTGRES_URL = os.environ.get(
     "LIVEBLOG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -134,13 +134,30 @@ def redis_namespace_url(url: str = REDIS_URL) -> str:
 def rows(settings: Settings, query: str, *params: Any) -> list[tuple[Any, ...]]:
     """Run raw SQL on the app's database, past the application: SQLite file or
     PostgreSQL alike (write ``?`` placeholders)."""
+    return _raw_sql(settings, query, params, commit=False)
+
+
+def execute(settings: Settings, statement: str, *params: Any) -> None:
+    """Run a raw SQL write like ``rows`` and commit it. A statement the database refuses
+    raises the driver's own error (``sqlite3`` or ``psycopg``), and changes nothing."""
+    _raw_sql(settings, statement, params, commit=True)
+
+
+def _raw_sql(
+    settings: Settings, statement: str, params: tuple[Any, ...], *, commit: bool
+) -> list[tuple[Any, ...]]:
     url = settings.database_url
     if url is None or url.startswith("sqlite"):
         path = settings.data_dir / "liveblog.db" if url is None else url.split(":///", 1)[1]
         with closing(sqlite3.connect(path)) as conn:
-            return conn.execute(query, params).fetchall()
+            found = conn.execute(statement, params).fetchall()
+            if commit:
+                conn.commit()
+            return found
+    # psycopg's connection block commits on the way out (and rolls back on an error).
     with psycopg.connect(url.replace("postgresql+psycopg:", "postgresql:")) as conn:
-        return conn.execute(query.replace("?", "%s"), params).fetchall()
+        cursor = conn.execute(statement.replace("?", "%s"), params)
+        return cursor.fetchall() if cursor.description is not None else []
 
 
 @pytest.fixture(scope="session")
@@ -169,9 +186,4 @@ def postgres_database(postgres_template: str) -> Iterator[str]:
 
 
 def postgres_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        database_url=database_url,
-        secret_key=SecretStr("test-secret-key-not-for-production"),
-        **overrides,
-    )
+    return settings_for(data_dir, database_url=database_url, **overrides)

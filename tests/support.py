@@ -11,19 +11,27 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from liveblog import auth
+from liveblog import auth, store
 from liveblog.models import Role
 from liveblog.server import uvicorn_options
 from liveblog.settings import Settings
 from liveblog.state import Liveblog
 
 PASSWORD = "correct horse battery staple"
+SECRET_KEY = SecretStr("test-secret-key-not-for-production")
+
+
+def settings_for(data_dir: Path, **overrides: Any) -> Settings:
+    """The tests' settings: data under ``data_dir``, a fixed secret key, and ``overrides``."""
+    return Settings(data_dir=data_dir, secret_key=SECRET_KEY, **overrides)
 
 
 @dataclass
@@ -89,6 +97,17 @@ class LiveServer:
     def run(self, coro: Any) -> Any:
         """Run a coroutine on the server's own event loop (for set-up needing the app)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+
+    def story_id(self, slug: str) -> int:
+        """The id of the story at ``slug``, read from the server's database."""
+
+        async def read() -> int:
+            async with self.liveblog.db.session() as session:
+                story = await store.get_story(session, slug)
+            assert story is not None and story.id is not None
+            return story.id
+
+        return int(self.run(read()))
 
     loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
 

@@ -18,7 +18,8 @@ from liveblog.models import UpdateCreate
 from liveblog.settings import Settings
 from liveblog.state import Liveblog
 from tests import services
-from tests.support import Editor, bearer, login
+from tests.factories import delete_update, new_story, new_update
+from tests.support import Editor, bearer, login, make_editor
 
 pytestmark = pytest.mark.anyio
 
@@ -62,26 +63,12 @@ async def refused(
     return message
 
 
-async def new_story(
-    client: httpx.AsyncClient, editor: Editor, slug: str = "flood", **fields: Any
-) -> dict[str, Any]:
-    body = {"title": f"Story {slug}", "slug": slug, "status": "live", **fields}
-    response = await client.post("/api/stories", json=body, headers=bearer(editor.token))
-    assert response.status_code == 201, response.text
-    story: dict[str, Any] = response.json()
-    return story
-
-
-async def new_update(
-    client: httpx.AsyncClient, editor: Editor, slug: str = "flood", **fields: Any
-) -> dict[str, Any]:
-    body = {"body": "Water is rising.", **fields}
-    response = await client.post(
-        f"/api/stories/{slug}/updates", json=body, headers=bearer(editor.token)
-    )
-    assert response.status_code == 201, response.text
-    update: dict[str, Any] = response.json()
-    return update
+@pytest.fixture
+async def update(client: httpx.AsyncClient, editor: Editor) -> dict[str, Any]:
+    """The live story "flood" with one update by ``editor``: the update, as the API
+    returned it."""
+    await new_story(client, editor)
+    return await new_update(client, editor)
 
 
 async def read_only_token(app: Starlette, editor: Editor) -> str:
@@ -130,6 +117,33 @@ async def test_slug_is_made_unique_when_not_given(
     assert first.json()["slug"] == "vote"
     assert second.json()["slug"] == "vote-2"
     assert second.json()["status"] == "draft"
+
+
+async def test_the_api_records_who_created_a_story(
+    app: Starlette, client: httpx.AsyncClient, editor: Editor, settings: Settings
+) -> None:
+    bob = await make_editor(app, "bob")
+    created = await new_story(client, bob, "vote")
+    assert created["created_by"] == "bob"
+    await new_story(client, editor, "flood")
+    # Kept with the story, and shown to every staff member, whoever created it.
+    assert services.rows(settings, "SELECT slug, created_by_id FROM story ORDER BY id") == [
+        ("vote", bob.user_id),
+        ("flood", editor.user_id),
+    ]
+    fetched = await client.get("/api/stories/vote", headers=bearer(editor.token))
+    assert fetched.json() == created
+    listed = await client.get("/api/stories", headers=bearer(editor.token))
+    creators = {story["slug"]: story["created_by"] for story in listed.json()["stories"]}
+    assert creators == {"vote": "bob", "flood": "alice"}
+    patched = await client.patch(
+        "/api/stories/vote", json={"title": "Vote: the count"}, headers=bearer(editor.token)
+    )
+    assert patched.json()["created_by"] == "bob"  # a change does not make its editor the creator
+    # A story created before creators were recorded (migration 0003) has none.
+    services.execute(settings, "UPDATE story SET created_by_id = NULL WHERE slug = ?", "flood")
+    legacy = await client.get("/api/stories/flood", headers=bearer(editor.token))
+    assert legacy.status_code == 200 and legacy.json()["created_by"] is None
 
 
 async def test_list_stories(client: httpx.AsyncClient, editor: Editor) -> None:
@@ -400,10 +414,8 @@ def read_requests(update_id: int) -> list[tuple[str, str, dict[str, Any] | None]
     ids=["none", "wrong", "empty", "basic", "no-scheme"],
 )
 async def test_missing_or_wrong_token_is_401(
-    client: httpx.AsyncClient, editor: Editor, settings: Settings, headers: dict[str, str]
+    client: httpx.AsyncClient, update: dict[str, Any], settings: Settings, headers: dict[str, str]
 ) -> None:
-    await new_story(client, editor)
-    update = await new_update(client, editor)
     for method, url, body in write_requests(update["id"]) + read_requests(update["id"]):
         before = snapshot(settings)
         response = await client.request(method, url, json=body, headers=headers)
@@ -430,10 +442,8 @@ async def test_wrong_token_with_real_prefix_is_401(
 
 
 async def test_logged_in_cookie_alone_is_401(
-    client: httpx.AsyncClient, editor: Editor, settings: Settings
+    client: httpx.AsyncClient, editor: Editor, update: dict[str, Any], settings: Settings
 ) -> None:
-    await new_story(client, editor)
-    update = await new_update(client, editor)
     csrf = await login(client, editor)
     # The browser session works for the desk ...
     assert (await client.get("/desk")).status_code == 200
@@ -446,10 +456,12 @@ async def test_logged_in_cookie_alone_is_401(
 
 
 async def test_read_only_token_cannot_write_403(
-    app: Starlette, client: httpx.AsyncClient, editor: Editor, settings: Settings
+    app: Starlette,
+    client: httpx.AsyncClient,
+    editor: Editor,
+    update: dict[str, Any],
+    settings: Settings,
 ) -> None:
-    await new_story(client, editor)
-    update = await new_update(client, editor)
     token = await read_only_token(app, editor)
     for method, url, body in write_requests(update["id"]):
         message = await refused(
@@ -461,11 +473,19 @@ async def test_read_only_token_cannot_write_403(
 # --- 404 -----------------------------------------------------------------------------
 
 
-async def test_unknown_story_is_404(
-    client: httpx.AsyncClient, editor: Editor, settings: Settings
+async def no_such_update(
+    client: httpx.AsyncClient, settings: Settings, editor: Editor, url: str
 ) -> None:
-    await new_story(client, editor)
-    update = await new_update(client, editor)
+    """GET, PATCH and DELETE of the update at ``url`` are all 404, and change nothing."""
+    headers = bearer(editor.token)
+    await refused(client, settings, 404, "GET", url, headers=headers)
+    await refused(client, settings, 404, "PATCH", url, json={"body": "x"}, headers=headers)
+    await refused(client, settings, 404, "DELETE", url, headers=headers)
+
+
+async def test_unknown_story_is_404(
+    client: httpx.AsyncClient, editor: Editor, update: dict[str, Any], settings: Settings
+) -> None:
     headers = bearer(editor.token)
     cases: list[tuple[str, str, dict[str, Any] | None]] = [
         ("GET", "/api/stories/nope", None),
@@ -487,26 +507,15 @@ async def test_update_of_another_story_is_404(
     await new_story(client, editor, "one")
     await new_story(client, editor, "two")
     update = await new_update(client, editor, "one")
-    url = f"/api/stories/two/updates/{update['id']}"
-    headers = bearer(editor.token)
-    await refused(client, settings, 404, "GET", url, headers=headers)
-    await refused(client, settings, 404, "PATCH", url, json={"body": "x"}, headers=headers)
-    await refused(client, settings, 404, "DELETE", url, headers=headers)
+    await no_such_update(client, settings, editor, f"/api/stories/two/updates/{update['id']}")
 
 
 async def test_unknown_and_deleted_updates_are_404(
-    client: httpx.AsyncClient, editor: Editor, settings: Settings
+    client: httpx.AsyncClient, editor: Editor, update: dict[str, Any], settings: Settings
 ) -> None:
-    await new_story(client, editor)
-    update = await new_update(client, editor)
-    headers = bearer(editor.token)
-    deleted = await client.delete(f"/api/stories/flood/updates/{update['id']}", headers=headers)
-    assert deleted.status_code == 204
+    await delete_update(client, editor, update["id"])
     for update_id in (update["id"], 999_999):
-        url = f"/api/stories/flood/updates/{update_id}"
-        await refused(client, settings, 404, "GET", url, headers=headers)
-        await refused(client, settings, 404, "PATCH", url, json={"body": "x"}, headers=headers)
-        await refused(client, settings, 404, "DELETE", url, headers=headers)
+        await no_such_update(client, settings, editor, f"/api/stories/flood/updates/{update_id}")
 
 
 # --- 409 -----------------------------------------------------------------------------
@@ -625,10 +634,8 @@ async def test_chunked_body_under_limit_is_accepted(
 
 
 async def test_invalid_updates_are_422(
-    client: httpx.AsyncClient, editor: Editor, settings: Settings
+    client: httpx.AsyncClient, editor: Editor, update: dict[str, Any], settings: Settings
 ) -> None:
-    await new_story(client, editor)
-    update = await new_update(client, editor)
     headers = bearer(editor.token)
     bad_new: list[tuple[dict[str, Any], str]] = [
         ({"body": ""}, "body"),

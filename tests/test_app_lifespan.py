@@ -9,11 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
 from liveblog.app import create_app
 from liveblog.settings import Settings
 from tests.services import require_redis
+from tests.support import settings_for
 
 pytestmark = pytest.mark.anyio
 
@@ -77,11 +77,7 @@ async def test_a_service_failing_to_start_leaves_nothing_behind(
 
 async def test_a_broadcast_that_cannot_connect_leaves_nothing_behind(tmp_path: Path) -> None:
     require_redis()  # the client library and a Redis to not reach on another port
-    settings = Settings(
-        data_dir=tmp_path,
-        secret_key=SecretStr("test-secret-key-not-for-production"),
-        broadcast_url="redis://127.0.0.1:1/0",
-    )
+    settings = settings_for(tmp_path, broadcast_url="redis://127.0.0.1:1/0")
     await assert_nothing_left(settings)
 
 

@@ -16,8 +16,9 @@ from tests.security_support import (
     add_account,
     browser,
     db_state,
-    log_in,
+    logged_in,
     login_attempt,
+    post_form,
 )
 from tests.support import PASSWORD, bearer
 
@@ -46,8 +47,7 @@ def user_row(settings: Settings, username: str) -> tuple[object, ...]:
 async def test_admin_creates_a_user_who_can_then_log_in(
     app: Starlette, settings: Settings, admin: Account
 ) -> None:
-    async with browser(app) as client:
-        csrf = await log_in(client, admin)
+    async with logged_in(app, admin) as (client, csrf):
         response = await client.post(
             "/desk/users",
             data={
@@ -86,8 +86,7 @@ async def test_invalid_new_users_are_refused_and_nothing_is_stored(
     fields: dict[str, str],
     status: int,
 ) -> None:
-    async with browser(app) as client:
-        csrf = await log_in(client, admin)
+    async with logged_in(app, admin) as (client, csrf):
         before = db_state(settings)
         form = {
             "csrf_token": csrf,
@@ -107,8 +106,7 @@ async def test_invalid_new_users_are_refused_and_nothing_is_stored(
 async def test_editors_get_403_on_every_user_page(
     app: Starlette, settings: Settings, admin: Account, alice: Account
 ) -> None:
-    async with browser(app) as client:
-        csrf = await log_in(client, alice)
+    async with logged_in(app, alice) as (client, csrf):
         before = db_state(settings)
         assert (await client.get("/desk/users")).status_code == 403
         for path, form in [
@@ -127,15 +125,10 @@ async def test_editors_get_403_on_every_user_page(
 async def test_changing_a_role_takes_effect_at_once(
     app: Starlette, settings: Settings, admin: Account, alice: Account
 ) -> None:
-    async with browser(app) as alices:
-        await log_in(alices, alice)
+    async with logged_in(app, alice) as (alices, _csrf):
         assert (await alices.get("/desk/users")).status_code == 403
-        async with browser(app) as admins:
-            csrf = await log_in(admins, admin)
-            response = await admins.post(
-                f"/desk/users/{alice.user_id}/role", data={"csrf_token": csrf, "role": "admin"}
-            )
-            assert response.status_code == 303
+        response = await post_form(app, admin, f"/desk/users/{alice.user_id}/role", role="admin")
+        assert response.status_code == 303
         assert (await alices.get("/desk/users")).status_code == 200
     assert user_row(settings, "alice")[4] == "admin"
 
@@ -143,8 +136,7 @@ async def test_changing_a_role_takes_effect_at_once(
 async def test_the_last_admin_cannot_be_demoted_or_deactivated(
     app: Starlette, settings: Settings, admin: Account, alice: Account
 ) -> None:
-    async with browser(app) as client:
-        csrf = await log_in(client, admin)
+    async with logged_in(app, admin) as (client, csrf):
         before = db_state(settings)
         demote = await client.post(
             f"/desk/users/{admin.user_id}/role", data={"csrf_token": csrf, "role": "editor"}
@@ -165,13 +157,10 @@ async def test_the_last_admin_cannot_be_demoted_or_deactivated(
 async def test_deactivating_a_user_ends_their_sessions_and_tokens(
     app: Starlette, settings: Settings, admin: Account, alice: Account
 ) -> None:
-    async with browser(app) as alices:
-        await log_in(alices, alice)
-        async with browser(app) as admins:
-            csrf = await log_in(admins, admin)
-            response = await admins.post(
-                f"/desk/users/{alice.user_id}/active", data={"csrf_token": csrf, "active": "off"}
-            )
+    active = f"/desk/users/{alice.user_id}/active"
+    async with logged_in(app, alice) as (alices, _csrf):
+        async with logged_in(app, admin) as (admins, csrf):
+            response = await admins.post(active, data={"csrf_token": csrf, "active": "off"})
             assert response.status_code == 303
             page = await admins.get("/desk/users")
             row = re.search(r'<tr data-user="alice".*?</tr>', page.text, re.S)
@@ -180,11 +169,7 @@ async def test_deactivating_a_user_ends_their_sessions_and_tokens(
         assert (await alices.get("/api/stories", headers=bearer(alice.token))).status_code == 401
         assert (await login_attempt(alices, "alice", PASSWORD)).status_code == 400
         # Reactivated, the old token works again and the user can log in.
-        async with browser(app) as admins:
-            csrf = await log_in(admins, admin)
-            await admins.post(
-                f"/desk/users/{alice.user_id}/active", data={"csrf_token": csrf, "active": "on"}
-            )
+        assert (await post_form(app, admin, active, active="on")).status_code == 303
         assert (await alices.get("/api/stories", headers=bearer(alice.token))).status_code == 200
         assert (await login_attempt(alices, "alice", PASSWORD)).status_code == 303
 
@@ -192,19 +177,12 @@ async def test_deactivating_a_user_ends_their_sessions_and_tokens(
 async def test_a_password_reset_ends_every_login_of_the_user(
     app: Starlette, settings: Settings, admin: Account, alice: Account
 ) -> None:
-    async with browser(app) as alices:
-        await log_in(alices, alice)
-        async with browser(app) as admins:
-            csrf = await log_in(admins, admin)
-            short = await admins.post(
-                f"/desk/users/{alice.user_id}/password", data={"csrf_token": csrf, "password": "x"}
-            )
-            assert short.status_code == 422
-            response = await admins.post(
-                f"/desk/users/{alice.user_id}/password",
-                data={"csrf_token": csrf, "password": "a brand new password"},
-            )
-            assert response.status_code == 303
+    password = f"/desk/users/{alice.user_id}/password"
+    async with logged_in(app, alice) as (alices, _csrf):
+        short = await post_form(app, admin, password, password="x")
+        assert short.status_code == 422
+        response = await post_form(app, admin, password, password="a brand new password")
+        assert response.status_code == 303
         assert (await alices.get("/desk")).status_code == 303
         assert (await login_attempt(alices, "alice", PASSWORD)).status_code == 400
         assert (await login_attempt(alices, "alice", "a brand new password")).status_code == 303
@@ -223,8 +201,7 @@ def token_rows(page: httpx.Response) -> dict[str, str]:
 async def test_a_token_is_shown_once_works_and_shows_its_last_use(
     app: Starlette, settings: Settings, alice: Account
 ) -> None:
-    async with browser(app) as client:
-        csrf = await log_in(client, alice)
+    async with logged_in(app, alice) as (client, csrf):
         created = await client.post(
             "/desk/tokens", data={"csrf_token": csrf, "name": "results feed"}
         )
@@ -251,8 +228,7 @@ async def test_a_token_is_shown_once_works_and_shows_its_last_use(
 async def test_a_read_only_token_made_on_the_desk_cannot_write(
     app: Starlette, alice: Account
 ) -> None:
-    async with browser(app) as client:
-        csrf = await log_in(client, alice)
+    async with logged_in(app, alice) as (client, csrf):
         created = await client.post(
             "/desk/tokens", data={"csrf_token": csrf, "name": "ro", "read_only": "on"}
         )
@@ -265,8 +241,7 @@ async def test_a_read_only_token_made_on_the_desk_cannot_write(
 
 
 async def test_revoking_a_token_stops_it_at_once(app: Starlette, alice: Account) -> None:
-    async with browser(app) as client:
-        csrf = await log_in(client, alice)
+    async with logged_in(app, alice) as (client, csrf):
         rows = token_rows(await client.get("/desk/tokens"))
         (token_id,) = rows
         assert (await client.get("/api/stories", headers=bearer(alice.token))).status_code == 200
@@ -280,8 +255,7 @@ async def test_editors_see_only_their_tokens_and_admins_see_everyones(
     app: Starlette, settings: Settings, admin: Account, alice: Account
 ) -> None:
     bob = await add_account(app, "bob")
-    async with browser(app) as alices:
-        csrf = await log_in(alices, alice)
+    async with logged_in(app, alice) as (alices, csrf):
         mine = token_rows(await alices.get("/desk/tokens"))
         assert len(mine) == 1
         before = db_state(settings)
@@ -295,8 +269,7 @@ async def test_editors_see_only_their_tokens_and_admins_see_everyones(
             )
             assert response.status_code == 404
         assert db_state(settings) == before
-    async with browser(app) as admins:
-        csrf = await log_in(admins, admin)
+    async with logged_in(app, admin) as (admins, csrf):
         everyone = token_rows(await admins.get("/desk/tokens"))
         assert len(everyone) == 3
         bobs = next(row[0] for row in db_state(settings)["api_token"] if row[1] == bob.user_id)

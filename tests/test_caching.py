@@ -20,6 +20,8 @@ from sqlalchemy import event
 from starlette.applications import Starlette
 
 from liveblog.state import Liveblog
+from tests.factories import create_story, post_update
+from tests.security_support import browser
 from tests.support import Editor, bearer, login
 
 pytestmark = pytest.mark.anyio
@@ -48,7 +50,7 @@ class Work:
 def work(app: Starlette, monkeypatch: pytest.MonkeyPatch) -> Iterator[Work]:
     liveblog: Liveblog = app.state.liveblog
     seen = Work()
-    environment = liveblog.templates
+    environment = liveblog.renderer.templates
     get_template = environment.get_template
 
     def counting_get_template(name: Any, *args: Any, **kwargs: Any) -> Template:
@@ -68,33 +70,17 @@ def work(app: Starlette, monkeypatch: pytest.MonkeyPatch) -> Iterator[Work]:
 
 @pytest.fixture
 async def api(app: Starlette, editor: Editor) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://testserver", headers=bearer(editor.token)
-    ) as client:
+    """The editor's API client: every request carries the token."""
+    async with browser(app) as client:
+        client.headers.update(bearer(editor.token))
         yield client
 
 
 @pytest.fixture
 async def reader(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     """An anonymous browser, without cookies of its own."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with browser(app) as client:
         yield client
-
-
-async def new_story(api: httpx.AsyncClient, slug: str = "flood-watch") -> str:
-    story = {"title": "Flood watch", "slug": slug, "status": "live"}
-    response = await api.post("/api/stories", json=story)
-    assert response.status_code == 201, response.text
-    return slug
-
-
-async def post(api: httpx.AsyncClient, slug: str, body: str) -> dict[str, Any]:
-    response = await api.post(f"/api/stories/{slug}/updates", json={"body": body})
-    assert response.status_code == 201, response.text
-    data: dict[str, Any] = response.json()
-    return data
 
 
 def etag_of(response: httpx.Response) -> str:
@@ -107,9 +93,9 @@ def etag_of(response: httpx.Response) -> str:
 async def test_story_page_is_publicly_cacheable_and_revalidates_without_rendering(
     api: httpx.AsyncClient, reader: httpx.AsyncClient, work: Work
 ) -> None:
-    slug = await new_story(api)
+    slug = await create_story(api, "flood-watch")
     for n in range(3):
-        await post(api, slug, f"Update {n}: the river is *rising*.")
+        await post_update(api, slug, f"Update {n}: the river is *rising*.")
 
     work.reset()
     first = await reader.get(f"/stories/{slug}")
@@ -131,7 +117,7 @@ async def test_story_page_is_publicly_cacheable_and_revalidates_without_renderin
     assert work.update_queries == [], f"a 304 must not read the updates: {work.statements}"
 
     # A new event is a new version: the old tag no longer matches.
-    await post(api, slug, "Update 3: the barriers held.")
+    await post_update(api, slug, "Update 3: the barriers held.")
     changed = await reader.get(f"/stories/{slug}", headers={"If-None-Match": tag})
     assert changed.status_code == 200
     assert "Update 3" in changed.text
@@ -141,7 +127,7 @@ async def test_story_page_is_publicly_cacheable_and_revalidates_without_renderin
 async def test_if_none_match_lists_and_weak_comparison(
     api: httpx.AsyncClient, reader: httpx.AsyncClient
 ) -> None:
-    slug = await new_story(api)
+    slug = await create_story(api, "flood-watch")
     tag = etag_of(await reader.get(f"/stories/{slug}"))
     strong = tag.removeprefix("W/")
     for header in (f'"nope", {tag}', strong, f'W/"other" , {strong}', "*"):
@@ -155,8 +141,8 @@ async def test_if_none_match_lists_and_weak_comparison(
 async def test_every_representation_of_the_page_has_its_own_tag(
     api: httpx.AsyncClient, reader: httpx.AsyncClient
 ) -> None:
-    slug = await new_story(api)
-    updates = [await post(api, slug, f"Update {n}.") for n in range(3)]
+    slug = await create_story(api, "flood-watch")
+    updates = [await post_update(api, slug, f"Update {n}.") for n in range(3)]
     urls = [
         f"/stories/{slug}",
         f"/stories/{slug}?before={updates[-1]['id']}",
@@ -167,14 +153,14 @@ async def test_every_representation_of_the_page_has_its_own_tag(
     # The same representation asked for again: the same tag.
     assert etag_of(await reader.get(urls[1])) == tags[1]
     # Another story changing the "latest stories" list changes this page too.
-    await new_story(api, "storm-watch")
+    await create_story(api, "storm-watch")
     assert etag_of(await reader.get(urls[0])) != tags[0]
 
 
 async def test_choosing_an_order_sets_a_cookie_so_it_stays_out_of_shared_caches(
     api: httpx.AsyncClient, reader: httpx.AsyncClient
 ) -> None:
-    slug = await new_story(api)
+    slug = await create_story(api, "flood-watch")
     newest = await reader.get(f"/stories/{slug}")
     oldest = await reader.get(f"/stories/{slug}?order=oldest")
     assert oldest.status_code == 200
@@ -192,7 +178,7 @@ async def test_choosing_an_order_sets_a_cookie_so_it_stays_out_of_shared_caches(
 async def test_an_editors_view_is_never_stored_or_revalidated(
     app: Starlette, api: httpx.AsyncClient, editor: Editor, reader: httpx.AsyncClient
 ) -> None:
-    slug = await new_story(api)
+    slug = await create_story(api, "flood-watch")
     public_tag = etag_of(await reader.get(f"/stories/{slug}"))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as browser:
@@ -208,8 +194,8 @@ async def test_an_editors_view_is_never_stored_or_revalidated(
 async def test_api_json_revalidates_privately_without_reading_updates(
     api: httpx.AsyncClient, work: Work
 ) -> None:
-    slug = await new_story(api)
-    update = await post(api, slug, "First.")
+    slug = await create_story(api, "flood-watch")
+    update = await post_update(api, slug, "First.")
     urls = [
         "/api/stories",
         f"/api/stories/{slug}",
@@ -233,7 +219,7 @@ async def test_api_json_revalidates_privately_without_reading_updates(
         assert response.headers["etag"] == tags[url]
         assert work.update_queries == [], f"{url} read the updates for a 304: {work.statements}"
 
-    await post(api, slug, "Second.")
+    await post_update(api, slug, "Second.")
     for url in urls:
         response = await api.get(url, headers={"If-None-Match": tags[url]})
         assert response.status_code == 200, f"{url} still 304 after a new event"
@@ -243,8 +229,8 @@ async def test_api_json_revalidates_privately_without_reading_updates(
 async def test_widget_json_is_public_and_revalidates_without_rendering(
     api: httpx.AsyncClient, reader: httpx.AsyncClient, work: Work
 ) -> None:
-    slug = await new_story(api)
-    await post(api, slug, "For the widget.")
+    slug = await create_story(api, "flood-watch")
+    await post_update(api, slug, "For the widget.")
     url = f"/stories/{slug}/updates.json"
     work.reset()
     first = await reader.get(url)
@@ -260,5 +246,5 @@ async def test_widget_json_is_public_and_revalidates_without_rendering(
     assert etag_of(await reader.get(f"{url}?limit=3")) != tag
     assert etag_of(await reader.get(f"{url}?order=oldest")) != tag
 
-    await post(api, slug, "Newer.")
+    await post_update(api, slug, "Newer.")
     assert (await reader.get(url, headers={"If-None-Match": tag})).status_code == 200

@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.applications import Starlette
 
 from liveblog import __version__, auth, cli, store
@@ -30,6 +31,7 @@ from liveblog.demo import DEMO_SLUG
 from liveblog.models import Role
 from liveblog.settings import Settings
 from liveblog.state import Liveblog
+from tests.support import bearer
 
 PASSWORD = "a long enough password"
 SETTINGS_ENV = ("LIVEBLOG_DATA_DIR", "LIVEBLOG_DATABASE_URL", "LIVEBLOG_BROADCAST_URL")
@@ -62,8 +64,19 @@ async def running_app(tmp_path: Path) -> AsyncIterator[tuple[Starlette, httpx.As
             yield app, client
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+@asynccontextmanager
+async def app_session(tmp_path: Path) -> AsyncIterator[AsyncSession]:
+    """A transaction on the database the commands used, through the app itself."""
+    async with running_app(tmp_path) as (app, _client):
+        liveblog: Liveblog = app.state.liveblog
+        async with liveblog.db.transaction() as session:
+            yield session
+
+
+async def create_alice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``createuser`` makes alice, an editor, with the password piped in."""
+    feed_stdin(monkeypatch, PASSWORD + "\n")
+    assert await run_cli("createuser", "alice", "--role", "editor") == 0
 
 
 # --- createuser ----------------------------------------------------------------------
@@ -77,11 +90,9 @@ async def test_createuser_reads_password_from_piped_stdin(
     assert await run_cli("createuser", "Alice", "--role", "admin", "--display-name", "Alice A") == 0
     assert "alice" in capsys.readouterr().out
 
-    async with running_app(tmp_path) as (app, _client):
-        liveblog: Liveblog = app.state.liveblog
-        async with liveblog.db.transaction() as session:
-            user = await auth.authenticate(session, "alice", PASSWORD)
-            wrong = await auth.authenticate(session, "alice", PASSWORD + "\n")
+    async with app_session(tmp_path) as session:
+        user = await auth.authenticate(session, "alice", PASSWORD)
+        wrong = await auth.authenticate(session, "alice", PASSWORD + "\n")
     assert user is not None
     assert user.role == Role.admin
     assert user.display_name == "Alice A"
@@ -120,8 +131,7 @@ def test_createuser_needs_a_role() -> None:
 async def test_token_prints_only_a_working_token(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    feed_stdin(monkeypatch, PASSWORD + "\n")
-    assert await run_cli("createuser", "alice", "--role", "editor") == 0
+    await create_alice(monkeypatch)
     capsys.readouterr()
 
     assert await run_cli("token", "alice", "--name", "automation") == 0
@@ -142,8 +152,7 @@ async def test_token_prints_only_a_working_token(
 async def test_read_only_token_cannot_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    feed_stdin(monkeypatch, PASSWORD + "\n")
-    assert await run_cli("createuser", "alice", "--role", "editor") == 0
+    await create_alice(monkeypatch)
     assert await run_cli("token", "alice", "--read-only") == 0
     token = capsys.readouterr().out.strip().splitlines()[-1]
 
@@ -165,15 +174,12 @@ def test_token_for_unknown_user_fails(capsys: pytest.CaptureFixture[str]) -> Non
 async def test_token_for_inactive_user_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    feed_stdin(monkeypatch, PASSWORD + "\n")
-    assert await run_cli("createuser", "alice", "--role", "editor") == 0
-    async with running_app(tmp_path) as (app, _client):
-        liveblog: Liveblog = app.state.liveblog
-        async with liveblog.db.transaction() as session:
-            user = await auth.authenticate(session, "alice", PASSWORD)
-            assert user is not None
-            user.active = False
-            session.add(user)
+    await create_alice(monkeypatch)
+    async with app_session(tmp_path) as session:
+        user = await auth.authenticate(session, "alice", PASSWORD)
+        assert user is not None
+        user.active = False
+        session.add(user)
     capsys.readouterr()
 
     assert await run_cli("token", "alice") == 1
@@ -234,14 +240,12 @@ async def test_demo_seeds_a_live_story_once(
     assert [update["id"] for update in updates_again] == [update["id"] for update in updates]
     assert story_again["last_seq"] == story["last_seq"]
 
-    async with running_app(tmp_path) as (app, _client):
-        liveblog: Liveblog = app.state.liveblog
-        async with liveblog.db.transaction() as session:
-            assert await auth.authenticate(session, "demo", second_password) is not None
-            assert await auth.authenticate(session, "demo", first_password) is None
-            found = await store.get_story(session, DEMO_SLUG)
-            assert found is not None
-            assert await store.count_updates(session, found) == len(updates)
+    async with app_session(tmp_path) as session:
+        assert await auth.authenticate(session, "demo", second_password) is not None
+        assert await auth.authenticate(session, "demo", first_password) is None
+        found = await store.get_story(session, DEMO_SLUG)
+        assert found is not None
+        assert await store.count_updates(session, found) == len(updates)
 
 
 # --- serve ---------------------------------------------------------------------------

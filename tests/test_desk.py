@@ -7,10 +7,8 @@ is checked on the reader's page.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from typing import Any
 
 import httpx
@@ -18,88 +16,14 @@ import pytest
 from starlette.applications import Starlette
 
 from liveblog.settings import Settings
+from tests import htmltree
+from tests.htmltree import Node, parse, pinned_ids, timeline_ids
+from tests.services import rows
 from tests.support import Editor, bearer, csrf_from, login
 
 pytestmark = pytest.mark.anyio
 
 SESSION_COOKIE = "liveblog_session"
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
-
-
-# --- a small HTML tree ---------------------------------------------------------------
-
-
-@dataclass
-class Node:
-    tag: str
-    attrs: dict[str, str | None]
-    children: list[Node | str] = field(default_factory=list)
-
-    def iter(self) -> Iterator[Node]:
-        for child in self.children:
-            if isinstance(child, Node):
-                yield child
-                yield from child.iter()
-
-    def find_all(self, tag: str | None = None, **attrs: str | bool) -> list[Node]:
-        """Descendants by tag and attributes (``True``: present, a str: that value)."""
-        wanted = {name.rstrip("_").replace("_", "-"): want for name, want in attrs.items()}
-        return [
-            node
-            for node in self.iter()
-            if (tag is None or node.tag == tag)
-            and all(node.has(name, want) for name, want in wanted.items())
-        ]
-
-    def has(self, name: str, want: str | bool) -> bool:
-        if want is True:
-            return name in self.attrs
-        if name == "class":
-            return want in (self.attrs.get("class") or "").split()
-        return self.attrs.get(name) == want
-
-    def find(self, tag: str | None = None, **attrs: str | bool) -> Node:
-        found = self.find_all(tag, **attrs)
-        assert len(found) == 1, f"expected one {tag} {attrs}, found {len(found)}"
-        return found[0]
-
-    def text(self) -> str:
-        return " ".join(
-            " ".join(child.split()) if isinstance(child, str) else child.text()
-            for child in self.children
-        ).strip()
-
-
-class _Builder(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.root = Node("#document", {})
-        self.stack = [self.root]
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        node = Node(tag, dict(attrs))
-        self.stack[-1].children.append(node)
-        if tag not in VOID:
-            self.stack.append(node)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.stack[-1].children.append(Node(tag, dict(attrs)))
-
-    def handle_endtag(self, tag: str) -> None:
-        for depth in range(len(self.stack) - 1, 0, -1):
-            if self.stack[depth].tag == tag:
-                del self.stack[depth:]
-                return
-
-    def handle_data(self, data: str) -> None:
-        self.stack[-1].children.append(data)
-
-
-def parse(html: str) -> Node:
-    builder = _Builder()
-    builder.feed(html)
-    builder.close()
-    return builder.root
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -140,6 +64,15 @@ async def create_story(
     assert response.headers["location"] == f"/desk/stories/{slug}"
 
 
+@pytest.fixture
+async def csrf(client: httpx.AsyncClient, editor: Editor) -> str:
+    """Logged in on the desk, with the live story "flood" made through its form: the
+    CSRF token for the next forms."""
+    csrf = await login(client, editor)
+    await create_story(client, csrf)
+    return csrf
+
+
 async def post_update(
     client: httpx.AsyncClient, csrf: str, slug: str = "flood", **fields: str
 ) -> int:
@@ -153,25 +86,7 @@ async def post_update(
 
 
 async def reader_page(client: httpx.AsyncClient, slug: str = "flood") -> Node:
-    response = await client.get(f"/stories/{slug}")
-    assert response.status_code == 200
-    return parse(response.text)
-
-
-def timeline_ids(page: Node) -> list[int]:
-    timeline = page.find("div", data_timeline=True)
-    return [
-        int(str(node.attrs["data-update-id"]))
-        for node in timeline.find_all("article", data_update_id=True)
-    ]
-
-
-def pinned_ids(page: Node) -> list[int]:
-    section = page.find("section", data_pinned=True)
-    return [
-        int(str(node.attrs["data-update-id"]))
-        for node in section.find_all("article", data_update_id=True)
-    ]
+    return await htmltree.page(client, f"/stories/{slug}")
 
 
 # --- login ---------------------------------------------------------------------------
@@ -359,10 +274,8 @@ async def test_next_cannot_leave_the_site(
 
 
 async def test_form_post_without_csrf_token_is_403(
-    client: httpx.AsyncClient, editor: Editor, settings: Settings
+    client: httpx.AsyncClient, csrf: str, settings: Settings
 ) -> None:
-    csrf = await login(client, editor)
-    await create_story(client, csrf)
     update_id = await post_update(client, csrf)
     forms = [
         ("/desk/stories", {"title": "Sneaky", "status": "live"}),
@@ -415,10 +328,8 @@ async def test_csrf_token_from_another_cookie_is_403(
     ids=["sec-fetch-site", "origin", "null-origin", "lookalike-origin"],
 )
 async def test_cross_site_form_posts_are_403_even_with_a_valid_token(
-    client: httpx.AsyncClient, editor: Editor, settings: Settings, headers: dict[str, str]
+    client: httpx.AsyncClient, csrf: str, settings: Settings, headers: dict[str, str]
 ) -> None:
-    csrf = await login(client, editor)
-    await create_story(client, csrf)
     before = snapshot(settings)
     for url, form in [
         ("/desk/stories", {"title": "Sneaky", "status": "live"}),
@@ -477,11 +388,23 @@ async def test_create_story_via_the_form(client: httpx.AsyncClient, editor: Edit
     assert listed.find("a", href="/desk/stories/bridge-collapse").text() == "Bridge collapse"
 
 
-async def test_create_story_errors_keep_what_was_typed(
+async def test_the_desk_records_who_created_a_story(
     client: httpx.AsyncClient, editor: Editor, settings: Settings
 ) -> None:
     csrf = await login(client, editor)
-    await create_story(client, csrf)
+    await create_story(client, csrf, "flood")
+    assert rows(settings, "SELECT created_by_id FROM story WHERE slug = ?", "flood") == [
+        (editor.user_id,)
+    ]
+    story = await client.get("/api/stories/flood", headers=bearer(editor.token))
+    assert story.json()["created_by"] == "alice"
+    # The desk's story list says it too.
+    assert "<td>alice</td>" in (await client.get("/desk")).text
+
+
+async def test_create_story_errors_keep_what_was_typed(
+    client: httpx.AsyncClient, csrf: str, settings: Settings
+) -> None:
     before = snapshot(settings)
     invalid = await client.post(
         "/desk/stories",
@@ -503,9 +426,7 @@ async def test_create_story_errors_keep_what_was_typed(
     assert snapshot(settings) == before
 
 
-async def test_post_an_update_without_javascript(client: httpx.AsyncClient, editor: Editor) -> None:
-    csrf = await login(client, editor)
-    await create_story(client, csrf)
+async def test_post_an_update_without_javascript(client: httpx.AsyncClient, csrf: str) -> None:
     response = await client.post(
         "/desk/stories/flood/updates",
         data={"csrf_token": csrf, "body": "Roads **closed**.", "headline": "Roads shut"},
@@ -524,9 +445,7 @@ async def test_post_an_update_without_javascript(client: httpx.AsyncClient, edit
     assert article.find("strong").text() == "closed"
 
 
-async def test_post_an_update_as_json(client: httpx.AsyncClient, editor: Editor) -> None:
-    csrf = await login(client, editor)
-    await create_story(client, csrf)
+async def test_post_an_update_as_json(client: httpx.AsyncClient, csrf: str) -> None:
     response = await client.post(
         "/desk/stories/flood/updates",
         data={"csrf_token": csrf, "body": "Via fetch", "key_event": "on"},
@@ -549,10 +468,8 @@ async def test_post_an_update_as_json(client: httpx.AsyncClient, editor: Editor)
 
 
 async def test_validation_error_keeps_what_the_editor_typed(
-    client: httpx.AsyncClient, editor: Editor, settings: Settings
+    client: httpx.AsyncClient, csrf: str, settings: Settings
 ) -> None:
-    csrf = await login(client, editor)
-    await create_story(client, csrf)
     before = snapshot(settings)
     response = await client.post(
         "/desk/stories/flood/updates",
@@ -591,9 +508,7 @@ async def test_posting_to_an_ended_story_via_the_form_is_refused(
     assert snapshot(settings) == before
 
 
-async def test_edit_via_the_edit_form(client: httpx.AsyncClient, editor: Editor) -> None:
-    csrf = await login(client, editor)
-    await create_story(client, csrf)
+async def test_edit_via_the_edit_form(client: httpx.AsyncClient, csrf: str) -> None:
     update_id = await post_update(client, csrf, body="Fist draft", headline="Typo")
 
     form_page = await client.get(f"/desk/stories/flood/updates/{update_id}/edit")
@@ -622,10 +537,8 @@ async def test_edit_via_the_edit_form(client: httpx.AsyncClient, editor: Editor)
 
 
 async def test_edit_errors_keep_what_was_typed(
-    client: httpx.AsyncClient, editor: Editor, settings: Settings
+    client: httpx.AsyncClient, csrf: str, settings: Settings
 ) -> None:
-    csrf = await login(client, editor)
-    await create_story(client, csrf)
     update_id = await post_update(client, csrf)
     before = snapshot(settings)
     response = await client.post(
@@ -640,9 +553,7 @@ async def test_edit_errors_keep_what_was_typed(
     assert missing.status_code == 404
 
 
-async def test_delete_via_the_form(client: httpx.AsyncClient, editor: Editor) -> None:
-    csrf = await login(client, editor)
-    await create_story(client, csrf)
+async def test_delete_via_the_form(client: httpx.AsyncClient, csrf: str) -> None:
     keep = await post_update(client, csrf, body="keep")
     gone = await post_update(client, csrf, body="gone")
     assert timeline_ids(await reader_page(client)) == [gone, keep]
@@ -660,9 +571,7 @@ async def test_delete_via_the_form(client: httpx.AsyncClient, editor: Editor) ->
     assert again.status_code == 404
 
 
-async def test_pin_and_unpin(client: httpx.AsyncClient, editor: Editor) -> None:
-    csrf = await login(client, editor)
-    await create_story(client, csrf)
+async def test_pin_and_unpin(client: httpx.AsyncClient, csrf: str) -> None:
     first = await post_update(client, csrf, body="first")
     second = await post_update(client, csrf, body="second")
     page = await reader_page(client)
@@ -729,10 +638,8 @@ async def test_story_settings(client: httpx.AsyncClient, editor: Editor) -> None
 
 
 async def test_story_settings_errors(
-    client: httpx.AsyncClient, editor: Editor, settings: Settings
+    client: httpx.AsyncClient, csrf: str, settings: Settings
 ) -> None:
-    csrf = await login(client, editor)
-    await create_story(client, csrf)
     before = snapshot(settings)
     for data in [{"title": ""}, {"title": "Fine", "status": "paused"}]:
         response = await client.post("/desk/stories/flood", data={"csrf_token": csrf, **data})

@@ -17,15 +17,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from liveblog import store
 from liveblog.app import create_app
 from liveblog.hub import Hub, Subscription
-from liveblog.settings import Settings
-from tests.support import Editor, LiveServer, bearer, make_editor, open_stuck_reader, run_server
+from tests.support import (
+    Editor,
+    LiveServer,
+    bearer,
+    make_editor,
+    open_stuck_reader,
+    run_server,
+    settings_for,
+)
 
-SECRET = SecretStr("test-secret-key-not-for-production")
 STREAM_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=None)
 STREAM_TIMEOUT = httpx.Timeout(60.0)
 
@@ -107,17 +111,6 @@ async def wait_until(condition: Callable[[], bool], seconds: float, what: str) -
         await asyncio.sleep(0.01)
 
 
-def story_id(server: LiveServer, slug: str) -> int:
-    async def lookup() -> int:
-        async with server.liveblog.db.session() as session:
-            story = await store.get_story(session, slug)
-        assert story is not None and story.id is not None
-        return story.id
-
-    found: int = server.run(lookup())
-    return found
-
-
 async def create_story(api: httpx.AsyncClient, slug: str) -> str:
     response = await api.post(
         "/api/stories", json={"title": "Election night", "slug": slug, "status": "live"}
@@ -164,7 +157,7 @@ async def test_200_streams_get_every_update_once_and_in_order(server: LiveServer
     async with contextlib.AsyncExitStack() as stack:
         api = await stack.enter_async_context(api_client(server, editor))
         slug = await create_story(api, "election-night")
-        sid = story_id(server, slug)
+        sid = server.story_id(slug)
         clients = [
             await stack.enter_async_context(
                 httpx.AsyncClient(base_url=server.url, limits=STREAM_LIMITS, timeout=STREAM_TIMEOUT)
@@ -232,12 +225,7 @@ BIG_BODY = "\N{WATER WAVE}" * 19_000
 
 @pytest.fixture
 def stuck_server(tmp_path: Path) -> Iterator[LiveServer]:
-    settings = Settings(
-        data_dir=tmp_path,
-        secret_key=SECRET,
-        stream_backlog=BACKLOG,
-        stream_send_timeout=SEND_TIMEOUT,
-    )
+    settings = settings_for(tmp_path, stream_backlog=BACKLOG, stream_send_timeout=SEND_TIMEOUT)
     with run_server(create_app(settings)) as live:
         yield live
 
@@ -309,7 +297,7 @@ async def test_stuck_reader_is_dropped_without_slowing_the_others(
     async with contextlib.AsyncExitStack() as stack:
         api = await stack.enter_async_context(api_client(server, editor))
         slug = await create_story(api, "stuck-reader")
-        sid = story_id(server, slug)
+        sid = server.story_id(slug)
         path = f"/stories/{slug}/events"
 
         stuck_socket = await asyncio.to_thread(open_stuck_reader, server.url, path)

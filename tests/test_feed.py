@@ -4,40 +4,18 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from datetime import datetime
-from html.parser import HTMLParser
-from typing import Any
 
 import httpx
 import pytest
 
 from liveblog.settings import Settings
+from tests.factories import delete_update, new_story, new_update
+from tests.htmltree import parse
 from tests.support import Editor, bearer
 
 pytestmark = pytest.mark.anyio
 
 ATOM = "{http://www.w3.org/2005/Atom}"
-
-
-async def new_story(
-    client: httpx.AsyncClient, editor: Editor, slug: str = "flood", **fields: Any
-) -> dict[str, Any]:
-    body = {"title": f"Story {slug}", "slug": slug, "status": "live", **fields}
-    response = await client.post("/api/stories", json=body, headers=bearer(editor.token))
-    assert response.status_code == 201, response.text
-    story: dict[str, Any] = response.json()
-    return story
-
-
-async def new_update(
-    client: httpx.AsyncClient, editor: Editor, slug: str = "flood", **fields: Any
-) -> dict[str, Any]:
-    body = {"body": "Water is rising.", **fields}
-    response = await client.post(
-        f"/api/stories/{slug}/updates", json=body, headers=bearer(editor.token)
-    )
-    assert response.status_code == 201, response.text
-    update: dict[str, Any] = response.json()
-    return update
 
 
 async def fetch_feed(client: httpx.AsyncClient, slug: str = "flood") -> ET.Element:
@@ -60,23 +38,9 @@ def moment(value: str) -> datetime:
     return parsed
 
 
-class TagCollector(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-
 def html_tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
-    collector = TagCollector()
-    collector.feed(html)
-    collector.close()
-    return collector.tags
+    """Every element of an HTML fragment, in document order, with its attributes."""
+    return [(node.tag, node.attrs) for node in parse(html).iter()]
 
 
 async def test_feed_has_its_metadata_and_one_entry_per_update(
@@ -203,10 +167,7 @@ async def test_deleted_updates_leave_the_feed(client: httpx.AsyncClient, editor:
     await new_story(client, editor)
     keep = await new_update(client, editor, body="keep")
     gone = await new_update(client, editor, body="gone")
-    response = await client.delete(
-        f"/api/stories/flood/updates/{gone['id']}", headers=bearer(editor.token)
-    )
-    assert response.status_code == 204
+    await delete_update(client, editor, gone["id"])
     entries = (await fetch_feed(client)).findall(ATOM + "entry")
     assert [text_of(entry, "id") for entry in entries] == [
         f"http://testserver/stories/flood/updates/{keep['id']}"

@@ -37,6 +37,8 @@ from tests.services import (
 
 BACKEND_URLS = {"memory": "memory://", "redis": REDIS_URL, "postgres": POSTGRES_URL}
 
+pytestmark = pytest.mark.anyio
+
 WAIT = 5.0  # seconds any single expected delivery may take
 STORY = 1
 OTHER_STORY = 2
@@ -155,6 +157,12 @@ async def make_hub(backend: BroadcastBackend, log: EventLog) -> AsyncIterator[Hu
         await hub.stop()
 
 
+@pytest.fixture
+async def hub(make_hub: HubFactory) -> Hub:
+    """A hub with the default backlog (``make_hub`` for another)."""
+    return await make_hub()
+
+
 async def post(hub: Hub, log: EventLog, story_id: int, *seqs: int) -> None:
     """Commit events to the log, then publish them: what the newsroom does."""
     await hub.publish(log.commit(story_id, *seqs))
@@ -186,7 +194,6 @@ async def wait_for(condition: Callable[[], bool], seconds: float = WAIT) -> None
 # --- the backend contract itself ------------------------------------------------------
 
 
-@pytest.mark.anyio
 async def test_backend_delivers_only_subscribed_channels(backend: BroadcastBackend) -> None:
     await backend.connect()
     try:
@@ -208,7 +215,6 @@ async def test_backend_delivers_only_subscribed_channels(backend: BroadcastBacke
     assert received == [("liveblog.story.a", b"first"), ("liveblog.story.c", b"last")]
 
 
-@pytest.mark.anyio
 async def test_backend_listen_ends_on_disconnect(backend: BroadcastBackend) -> None:
     await backend.connect()
     await backend.subscribe("liveblog.story.a")
@@ -227,7 +233,6 @@ async def test_backend_listen_ends_on_disconnect(backend: BroadcastBackend) -> N
     assert received == [("liveblog.story.a", b"one")]
 
 
-@pytest.mark.anyio
 async def test_backend_can_connect_again_after_disconnect(backend: BroadcastBackend) -> None:
     """What the hub does after a fault: the new connection starts with no subscriptions."""
     await backend.connect()
@@ -246,7 +251,6 @@ async def test_backend_can_connect_again_after_disconnect(backend: BroadcastBack
     assert item == ("liveblog.story.b", b"fresh")
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize("backend_url", ["postgres", "redis"], indirect=True)
 async def test_two_processes_on_one_server_hear_each_other_and_no_other_namespace(
     backend: BroadcastBackend, backend_url: str, log: EventLog
@@ -277,9 +281,7 @@ async def test_two_processes_on_one_server_hear_each_other_and_no_other_namespac
 # --- the hub over the backend ---------------------------------------------------------
 
 
-@pytest.mark.anyio
-async def test_message_reaches_subscribed_story_only(make_hub: HubFactory, log: EventLog) -> None:
-    hub = await make_hub()
+async def test_message_reaches_subscribed_story_only(hub: Hub, log: EventLog) -> None:
     async with hub.subscribe(STORY) as mine, hub.subscribe(OTHER_STORY) as other:
         # A story nobody follows: the hub must not deliver it anywhere.
         await post(hub, log, 99, 1)
@@ -298,9 +300,7 @@ async def test_message_reaches_subscribed_story_only(make_hub: HubFactory, log: 
     assert hub.stats().stories == 0
 
 
-@pytest.mark.anyio
-async def test_leaving_a_story_stops_its_delivery(make_hub: HubFactory, log: EventLog) -> None:
-    hub = await make_hub()
+async def test_leaving_a_story_stops_its_delivery(hub: Hub, log: EventLog) -> None:
     async with hub.subscribe(STORY) as staying:
         async with hub.subscribe(STORY) as leaving:
             await post(hub, log, STORY, 1)
@@ -315,11 +315,9 @@ async def test_leaving_a_story_stops_its_delivery(make_hub: HubFactory, log: Eve
     assert hub.subscriber_count(STORY) == 0
 
 
-@pytest.mark.anyio
 async def test_fan_out_hands_every_subscriber_the_same_bytes_in_order(
-    make_hub: HubFactory, log: EventLog
+    hub: Hub, log: EventLog
 ) -> None:
-    hub = await make_hub()
     count, updates = 25, 10
     async with AsyncExitStack() as stack:
         subscriptions = [
@@ -341,10 +339,8 @@ async def test_fan_out_hands_every_subscriber_the_same_bytes_in_order(
     assert hub.stats().delivered_frames == count * updates
 
 
-@pytest.mark.anyio
-async def test_large_frames_arrive_whole(make_hub: HubFactory, log: EventLog) -> None:
+async def test_large_frames_arrive_whole(hub: Hub, log: EventLog) -> None:
     """Bigger than a PostgreSQL NOTIFY may carry: that backend sends the header only."""
-    hub = await make_hub()
     async with hub.subscribe(STORY) as subscription:
         big = log.append(STORY, 1, html="<p>" + "long read " * 3000 + "</p>")
         assert len(encode(big).data) > 20_000
@@ -353,9 +349,7 @@ async def test_large_frames_arrive_whole(make_hub: HubFactory, log: EventLog) ->
     assert frame.data == encode(big).data
 
 
-@pytest.mark.anyio
-async def test_duplicates_are_delivered_once(make_hub: HubFactory, log: EventLog) -> None:
-    hub = await make_hub()
+async def test_duplicates_are_delivered_once(hub: Hub, log: EventLog) -> None:
     async with hub.subscribe(STORY) as subscription:
         one, two = log.commit(STORY, 1, 2)
         await hub.publish([one, one, two, one, two])
@@ -367,9 +361,7 @@ async def test_duplicates_are_delivered_once(make_hub: HubFactory, log: EventLog
     assert hub.stats().gap_fills == 0
 
 
-@pytest.mark.anyio
-async def test_gap_is_filled_from_the_log_in_order(make_hub: HubFactory, log: EventLog) -> None:
-    hub = await make_hub()
+async def test_gap_is_filled_from_the_log_in_order(hub: Hub, log: EventLog) -> None:
     async with hub.subscribe(STORY) as subscription:
         await post(hub, log, STORY, 1)
         assert seqs([await next_frame(subscription)]) == [1]
@@ -395,12 +387,8 @@ async def test_gap_is_filled_from_the_log_in_order(make_hub: HubFactory, log: Ev
         assert log.calls == [(STORY, 1, 3), (STORY, 3, 6)]
 
 
-@pytest.mark.anyio
-async def test_a_gap_before_the_first_message_is_filled_too(
-    make_hub: HubFactory, log: EventLog
-) -> None:
+async def test_a_gap_before_the_first_message_is_filled_too(hub: Hub, log: EventLog) -> None:
     """The hub's position starts at the story's last_seq when the first reader comes."""
-    hub = await make_hub()
     log.commit(STORY, 1, 2)  # before anyone follows the story: streams replay these
     async with hub.subscribe(STORY) as subscription:
         log.commit(STORY, 3)  # committed, but its message was lost
@@ -410,11 +398,7 @@ async def test_a_gap_before_the_first_message_is_filled_too(
     assert hub.stats().gap_fills == 1
 
 
-@pytest.mark.anyio
-async def test_header_only_message_is_read_from_the_log(
-    make_hub: HubFactory, log: EventLog
-) -> None:
-    hub = await make_hub()
+async def test_header_only_message_is_read_from_the_log(hub: Hub, log: EventLog) -> None:
     async with hub.subscribe(STORY) as subscription:
         [event] = log.commit(STORY, 1)
         await hub.backend.publish(channel_for(STORY), pack(encode(event), with_data=False))
@@ -424,11 +408,9 @@ async def test_header_only_message_is_read_from_the_log(
     assert log.calls == [(STORY, 0, 2)]
 
 
-@pytest.mark.anyio
 async def test_listener_survives_a_failing_gap_fill(
-    make_hub: HubFactory, log: EventLog, caplog: pytest.LogCaptureFixture
+    hub: Hub, log: EventLog, caplog: pytest.LogCaptureFixture
 ) -> None:
-    hub = await make_hub()
     async with hub.subscribe(STORY) as subscription:
         await post(hub, log, STORY, 1)
         assert seqs([await next_frame(subscription)]) == [1]
@@ -443,11 +425,7 @@ async def test_listener_survives_a_failing_gap_fill(
     assert "could not deliver" in caplog.text
 
 
-@pytest.mark.anyio
-async def test_first_reader_after_everyone_left_starts_fresh(
-    make_hub: HubFactory, log: EventLog
-) -> None:
-    hub = await make_hub()
+async def test_first_reader_after_everyone_left_starts_fresh(hub: Hub, log: EventLog) -> None:
     async with hub.subscribe(STORY) as subscription:
         await post(hub, log, STORY, 1)
         assert seqs([await next_frame(subscription)]) == [1]
@@ -463,7 +441,6 @@ async def test_first_reader_after_everyone_left_starts_fresh(
         assert log.calls == []
 
 
-@pytest.mark.anyio
 async def test_backlog_holds_exactly_its_limit(make_hub: HubFactory, log: EventLog) -> None:
     backlog = 4
     hub = await make_hub(backlog=backlog)
@@ -476,7 +453,6 @@ async def test_backlog_holds_exactly_its_limit(make_hub: HubFactory, log: EventL
     assert hub.stats().overflows == 0
 
 
-@pytest.mark.anyio
 async def test_overflowing_subscription_is_closed_and_bounded(
     make_hub: HubFactory, log: EventLog
 ) -> None:
@@ -519,7 +495,6 @@ async def test_overflowing_subscription_is_closed_and_bounded(
         assert stats.delivered_frames == 2 * total + backlog
 
 
-@pytest.mark.anyio
 async def test_overflow_wakes_a_waiting_reader_with_none(
     make_hub: HubFactory, log: EventLog
 ) -> None:
@@ -531,9 +506,7 @@ async def test_overflow_wakes_a_waiting_reader_with_none(
             assert await subscription.next() is None
 
 
-@pytest.mark.anyio
-async def test_stop_closes_subscriptions(make_hub: HubFactory, log: EventLog) -> None:
-    hub = await make_hub()
+async def test_stop_closes_subscriptions(hub: Hub, log: EventLog) -> None:
     async with hub.subscribe(STORY) as waiting, hub.subscribe(OTHER_STORY) as idle:
         blocked = asyncio.create_task(waiting.next())
         await asyncio.sleep(0.05)
@@ -554,13 +527,11 @@ async def test_stop_closes_subscriptions(make_hub: HubFactory, log: EventLog) ->
 # --- ordering of subscribe and unsubscribe --------------------------------------------
 
 
-@pytest.mark.anyio
 async def test_a_new_reader_racing_the_last_one_leaving_stays_subscribed(
-    make_hub: HubFactory, log: EventLog
+    hub: Hub, log: EventLog
 ) -> None:
     """The leaving reader's unsubscribe and the arriving reader's subscribe reach the
     backend in call order, whatever the interleaving: the channel ends up subscribed."""
-    hub = await make_hub()
 
     async def enter_later(
         arriving: AbstractAsyncContextManager[Subscription], delay: int
@@ -588,11 +559,9 @@ async def test_a_new_reader_racing_the_last_one_leaving_stays_subscribed(
 # --- faults -----------------------------------------------------------------------------
 
 
-@pytest.mark.anyio
 async def test_a_lost_connection_is_restored_and_the_gap_filled_from_the_log(
-    make_hub: HubFactory, backend: BroadcastBackend, log: EventLog
+    hub: Hub, backend: BroadcastBackend, log: EventLog
 ) -> None:
-    hub = await make_hub()
     async with hub.subscribe(STORY) as subscription:
         await post(hub, log, STORY, 1)
         assert seqs([await next_frame(subscription)]) == [1]

@@ -18,8 +18,9 @@ from liveblog.app import create_app
 from liveblog.media import WIDTHS
 from liveblog.models import User
 from liveblog.settings import Settings
+from tests.factories import new_story, new_update
+from tests.htmltree import page
 from tests.support import Editor, bearer, csrf_from, login, make_editor
-from tests.test_reader import new_story, new_update, page
 
 pytestmark = pytest.mark.anyio
 

@@ -7,15 +7,9 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from psycopg import sql
-from sqlalchemy import Connection
-from sqlmodel import SQLModel
 from starlette.applications import Starlette
 
-from liveblog import schema
-from liveblog.db import Database
 from liveblog.settings import Settings
 from tests.services import (
     POSTGRES_URL,
@@ -24,6 +18,7 @@ from tests.services import (
     postgres_settings,
     postgres_template,
 )
+from tests.test_schema import assert_migrations_build_the_models
 
 __all__ = ["postgres_database", "postgres_template"]  # fixtures
 
@@ -43,22 +38,9 @@ def test_database_urls_map_to_the_async_drivers(given: str, expected: str) -> No
     assert Settings(database_url=given).sqlalchemy_url() == expected
 
 
-def _diff(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return list(compare_metadata(context, SQLModel.metadata))
-
-
 async def test_migrations_build_the_schema_the_models_describe_on_postgres() -> None:
     with fresh_postgres_database() as url:
-        db = Database(Settings(database_url=url).sqlalchemy_url())
-        try:
-            assert await schema.schema_state(db.engine) == schema.SchemaState.empty
-            await schema.upgrade(db.engine)
-            assert await schema.schema_state(db.engine) == schema.SchemaState.current
-            async with db.engine.connect() as conn:
-                assert await conn.run_sync(_diff) == []
-        finally:
-            await db.close()
+        await assert_migrations_build_the_models(Settings(database_url=url).sqlalchemy_url())
 
 
 @pytest.fixture

@@ -24,8 +24,10 @@ from tests.test_api import (
     test_posting_to_an_ended_story_is_409,
     test_read_only_token_cannot_write_403,
     test_slug_is_made_unique_when_not_given,
+    test_the_api_records_who_created_a_story,
     test_unknown_and_deleted_updates_are_404,
     test_update_of_another_story_is_404,
+    update,
 )
 
 pytestmark = pytest.mark.anyio
@@ -45,8 +47,10 @@ __all__ = [
     "test_posting_to_an_ended_story_is_409",
     "test_read_only_token_cannot_write_403",
     "test_slug_is_made_unique_when_not_given",
+    "test_the_api_records_who_created_a_story",
     "test_unknown_and_deleted_updates_are_404",
     "test_update_of_another_story_is_404",
+    "update",  # a fixture
 ]
 
 

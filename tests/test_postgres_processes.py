@@ -11,17 +11,10 @@ import httpx
 import pytest
 
 from liveblog.settings import Settings
+from tests.factories import end_story, post_update
 from tests.services import postgres_database, postgres_settings, postgres_template, rows
 from tests.support import bearer
-from tests.topology import (
-    Reader,
-    create_story,
-    end_story,
-    post_update,
-    prepare,
-    reading,
-    running_workers,
-)
+from tests.topology import Reader, create_story, prepare, reading, running_workers
 
 __all__ = ["postgres_database", "postgres_template"]  # fixtures
 
@@ -55,12 +48,11 @@ async def test_concurrent_posts_from_several_processes_get_gap_free_unique_seqs(
 
                 async def poster(number: int) -> list[int]:
                     # Each poster spreads its posts over every worker process.
-                    return [
-                        await post_update(
-                            clients[(number + n) % len(clients)], SLUG, f"{number}.{n}"
-                        )
-                        for n in range(POSTS_EACH)
-                    ]
+                    ids: list[int] = []
+                    for n in range(POSTS_EACH):
+                        via = clients[(number + n) % len(clients)]
+                        ids.append((await post_update(via, SLUG, f"{number}.{n}"))["id"])
+                    return ids
 
                 posted = await asyncio.gather(*(poster(number) for number in range(POSTERS)))
                 await end_story(clients[1], SLUG)

@@ -11,7 +11,6 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from liveblog.app import create_app
 from liveblog.events import Frame
@@ -20,7 +19,7 @@ from liveblog.hub.memory import MemoryBackend
 from liveblog.hub.presence import CHANNEL, EXPIRY_INTERVALS, Presence
 from liveblog.settings import Settings
 from tests.services import redis_namespace_url, require_redis
-from tests.support import LiveServer, bearer, login, make_editor, run_server
+from tests.support import LiveServer, bearer, login, make_editor, run_server, settings_for
 
 pytestmark = pytest.mark.anyio
 
@@ -29,11 +28,7 @@ INTERVAL = 0.1  # seconds between presence reports in these tests
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        secret_key=SecretStr("test-secret-key-not-for-production"),
-        presence_interval=INTERVAL,
-    )
+    return settings_for(tmp_path, presence_interval=INTERVAL)
 
 
 async def no_frames(story_id: int, after: int, before: int) -> list[Frame]:
@@ -178,12 +173,7 @@ async def test_readers_on_two_processes_are_counted_together(tmp_path: Path) -> 
     """Two app processes (each its own hub and presence) sharing a database and Redis:
     each desk sees the readers of both."""
     require_redis()
-    shared = Settings(
-        data_dir=tmp_path,
-        secret_key=SecretStr("test-secret-key-not-for-production"),
-        presence_interval=INTERVAL,
-        broadcast_url=redis_namespace_url(),
-    )
+    shared = settings_for(tmp_path, presence_interval=INTERVAL, broadcast_url=redis_namespace_url())
     with run_server(create_app(shared)) as first, run_server(create_app(shared)) as second:
         editor = first.run(make_editor(first.app, "alice"))
         async with (

@@ -1,155 +1,21 @@
 """What readers see, checked in the HTML itself (no JavaScript runs here).
 
-Pages are parsed with the standard library's HTMLParser into a small tree, and checked
-by element and data attribute rather than by exact markup.
+Pages are parsed into a small tree (tests/htmltree.py), and checked by element and data
+attribute rather than by exact markup.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
-from html.parser import HTMLParser
-from typing import Any
 
 import httpx
 import pytest
 
+from tests.factories import api_story, delete_update, new_story, new_update
+from tests.htmltree import Node, page, parse, pinned_ids, timeline_ids, update_id
 from tests.support import Editor, bearer, login
 
 pytestmark = pytest.mark.anyio
-
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
-
-
-# --- a small HTML tree ---------------------------------------------------------------
-
-
-@dataclass
-class Node:
-    tag: str
-    attrs: dict[str, str | None]
-    children: list[Node | str] = field(default_factory=list)
-
-    def iter(self) -> Iterator[Node]:
-        for child in self.children:
-            if isinstance(child, Node):
-                yield child
-                yield from child.iter()
-
-    def find_all(self, tag: str | None = None, **attrs: str | bool) -> list[Node]:
-        """Descendants by tag and attributes (``True``: present, a str: that value)."""
-        wanted = {name.rstrip("_").replace("_", "-"): want for name, want in attrs.items()}
-        return [
-            node
-            for node in self.iter()
-            if (tag is None or node.tag == tag)
-            and all(node.has(name, want) for name, want in wanted.items())
-        ]
-
-    def has(self, name: str, want: str | bool) -> bool:
-        if want is True:
-            return name in self.attrs
-        if name == "class":
-            return want in (self.attrs.get("class") or "").split()
-        return self.attrs.get(name) == want
-
-    def find(self, tag: str | None = None, **attrs: str | bool) -> Node:
-        found = self.find_all(tag, **attrs)
-        assert len(found) == 1, f"expected one {tag} {attrs}, found {len(found)}"
-        return found[0]
-
-    def text(self) -> str:
-        return " ".join(
-            " ".join(child.split()) if isinstance(child, str) else child.text()
-            for child in self.children
-        ).strip()
-
-
-class _Builder(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.root = Node("#document", {})
-        self.stack = [self.root]
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        node = Node(tag, dict(attrs))
-        self.stack[-1].children.append(node)
-        if tag not in VOID:
-            self.stack.append(node)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.stack[-1].children.append(Node(tag, dict(attrs)))
-
-    def handle_endtag(self, tag: str) -> None:
-        for depth in range(len(self.stack) - 1, 0, -1):
-            if self.stack[depth].tag == tag:
-                del self.stack[depth:]
-                return
-
-    def handle_data(self, data: str) -> None:
-        self.stack[-1].children.append(data)
-
-
-def parse(html: str) -> Node:
-    builder = _Builder()
-    builder.feed(html)
-    builder.close()
-    return builder.root
-
-
-# --- helpers -------------------------------------------------------------------------
-# --- helpers -------------------------------------------------------------------------
-
-
-async def new_story(
-    client: httpx.AsyncClient, editor: Editor, slug: str = "flood", **fields: Any
-) -> dict[str, Any]:
-    body = {"title": f"Story {slug}", "slug": slug, "status": "live", **fields}
-    response = await client.post("/api/stories", json=body, headers=bearer(editor.token))
-    assert response.status_code == 201, response.text
-    story: dict[str, Any] = response.json()
-    return story
-
-
-async def new_update(
-    client: httpx.AsyncClient, editor: Editor, slug: str = "flood", **fields: Any
-) -> dict[str, Any]:
-    body = {"body": "Water is rising.", **fields}
-    response = await client.post(
-        f"/api/stories/{slug}/updates", json=body, headers=bearer(editor.token)
-    )
-    assert response.status_code == 201, response.text
-    update: dict[str, Any] = response.json()
-    return update
-
-
-async def api_story(client: httpx.AsyncClient, editor: Editor, slug: str) -> dict[str, Any]:
-    response = await client.get(f"/api/stories/{slug}", headers=bearer(editor.token))
-    assert response.status_code == 200
-    story: dict[str, Any] = response.json()
-    return story
-
-
-async def page(client: httpx.AsyncClient, url: str) -> Node:
-    response = await client.get(url)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/html")
-    return parse(response.text)
-
-
-def update_id(node: Node) -> int:
-    return int(str(node.attrs["data-update-id"]))
-
-
-def timeline_ids(doc: Node) -> list[int]:
-    timeline = doc.find("div", data_timeline=True)
-    return [update_id(node) for node in timeline.find_all("article", data_update_id=True)]
-
-
-def pinned_ids(doc: Node) -> list[int]:
-    section = doc.find("section", data_pinned=True)
-    return [update_id(node) for node in section.find_all("article", data_update_id=True)]
 
 
 def older_link(doc: Node) -> str | None:
@@ -419,10 +285,7 @@ async def test_deleted_updates_disappear(client: httpx.AsyncClient, editor: Edit
     assert pinned_ids(doc) == [gone["id"]]
     assert "hidden" not in doc.find("nav", class_="key-events").attrs
 
-    deleted = await client.delete(
-        f"/api/stories/flood/updates/{gone['id']}", headers=bearer(editor.token)
-    )
-    assert deleted.status_code == 204
+    await delete_update(client, editor, gone["id"])
 
     response = await client.get("/stories/flood")
     assert "delete me" not in response.text

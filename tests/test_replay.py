@@ -1,5 +1,5 @@
 """Replays against the real app on a real SQLite file: shared, bounded, and never in an
-editor's way (``liveblog.replay``, ``Database.stream_session``, the hub's recent frames).
+editor's way (``liveblog.live.replay``, ``Database.stream_session``, the hub's recent frames).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from liveblog.live.replay import PAGE, PIECE
 from liveblog.models import StoryCreate, StoryStatus, UpdateCreate, User
-from liveblog.replay import PAGE, PIECE
 from liveblog.settings import Settings
 from liveblog.state import Liveblog
 from tests.support import bearer, make_editor
@@ -59,7 +59,7 @@ async def seed_story(app: Starlette, slug: str, updates: int) -> tuple[int, User
 
 
 async def collect(liveblog: Liveblog, story_id: int, after: int, until: int) -> list[bytes]:
-    return [piece async for piece in liveblog.replays.replay(story_id, after, until)]
+    return [piece async for piece in liveblog.live.replays.replay(story_id, after, until)]
 
 
 def seqs(pieces: list[bytes]) -> list[int]:
@@ -91,7 +91,7 @@ async def test_a_crowd_replaying_the_same_range_shares_each_page(app: Starlette)
     for pieces in results:
         assert seqs(pieces) == list(range(1, last + 1))
     # Three pages, each read once for all 40 readers; none from the editors' pool.
-    assert liveblog.replays.page_reads == 3
+    assert liveblog.live.replays.page_reads == 3
     assert len(reads) == 3
     # A later reader finds them in the cache.
     with counting_event_reads(liveblog.db.stream_engine) as reads:
@@ -130,7 +130,7 @@ async def test_resuming_readers_are_replayed_from_memory(app: Starlette) -> None
                 replayed = seqs(await collect(liveblog, story_id, after, position))
                 assert replayed == list(range(after + 1, position + 1))
         assert stream_reads == [] and site_reads == []
-        assert liveblog.replays.from_memory == 4
+        assert liveblog.live.replays.from_memory == 4
 
         # From before what this process saw: the log is read once, and the page it
         # read fills the window, so the readers after it need no read.
@@ -139,7 +139,7 @@ async def test_resuming_readers_are_replayed_from_memory(app: Starlette) -> None
             assert len(stream_reads) == 1
             assert seqs(await collect(liveblog, story_id, 12, position)) == list(range(13, 51))
             assert len(stream_reads) == 1
-        assert liveblog.replays.from_memory == 5
+        assert liveblog.live.replays.from_memory == 5
 
     # Everyone left: the hub forgets the story and its frames. The next readers find the
     # page in the cache, and the first of them fills the window again from it.
@@ -149,7 +149,7 @@ async def test_resuming_readers_are_replayed_from_memory(app: Starlette) -> None
             assert seqs(await collect(liveblog, story_id, 20, 50)) == list(range(21, 51))
             assert seqs(await collect(liveblog, story_id, 25, 50)) == list(range(26, 51))
         assert stream_reads == []
-        assert liveblog.replays.from_memory == 6
+        assert liveblog.live.replays.from_memory == 6
 
 
 async def test_editors_post_while_any_number_of_readers_wait_for_a_replay(

@@ -23,9 +23,10 @@ def _diff(connection: Connection) -> list[object]:
     return list(compare_metadata(context, SQLModel.metadata))
 
 
-@pytest.mark.anyio
-async def test_migrations_build_the_schema_the_models_describe(tmp_path: Path) -> None:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+async def assert_migrations_build_the_models(url: str) -> None:
+    """On the empty database at ``url`` (a SQLAlchemy URL), the migrations reach the
+    current revision and exactly the schema the models describe."""
+    db = Database(url)
     try:
         assert await schema.schema_state(db.engine) == schema.SchemaState.empty
         await schema.upgrade(db.engine)
@@ -34,6 +35,19 @@ async def test_migrations_build_the_schema_the_models_describe(tmp_path: Path) -
             assert await conn.run_sync(_diff) == []
     finally:
         await db.close()
+
+
+async def assert_start_refused(settings: Settings, match: str) -> None:
+    """The app will not start on this database: its lifespan raises ``SchemaOutOfDate``."""
+    app = create_app(settings)
+    with pytest.raises(schema.SchemaOutOfDate, match=match):
+        async with app.router.lifespan_context(app):
+            pass  # pragma: no cover - the lifespan must refuse before this
+
+
+@pytest.mark.anyio
+async def test_migrations_build_the_schema_the_models_describe(tmp_path: Path) -> None:
+    await assert_migrations_build_the_models(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
 
 
 @pytest.mark.anyio
@@ -53,10 +67,7 @@ async def test_an_unknown_revision_is_refused(settings: Settings) -> None:
             await conn.execute(text("UPDATE alembic_version SET version_num = 'fromthefuture'"))
     finally:
         await db.close()
-    app = create_app(settings)
-    with pytest.raises(schema.SchemaOutOfDate, match="does not"):
-        async with app.router.lifespan_context(app):
-            pass  # pragma: no cover - the lifespan must refuse before this
+    await assert_start_refused(settings, match="does not")
 
 
 def test_db_commands_report_and_upgrade(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,10 +96,7 @@ async def test_an_outdated_database_is_refused_until_upgraded(
         assert await schema.schema_state(db.engine) == schema.SchemaState.behind
     finally:
         await db.close()
-    app = create_app(settings)
-    with pytest.raises(schema.SchemaOutOfDate, match="liveblog db upgrade"):
-        async with app.router.lifespan_context(app):
-            pass  # pragma: no cover - the lifespan must refuse before this
+    await assert_start_refused(settings, match="liveblog db upgrade")
     # ... and the CLI says the same in one line, with its own exit status.
     # (serve exports its settings to the environment: let monkeypatch restore it.)
     monkeypatch.setenv("LIVEBLOG_DATA_DIR", str(settings.data_dir))

@@ -10,6 +10,7 @@ import pytest
 from starlette.applications import Starlette
 
 from liveblog.settings import Settings
+from tests.factories import new_story, new_update
 from tests.htmlcheck import text_of
 from tests.security_support import Account, add_account, browser, log_in
 from tests.support import bearer
@@ -26,16 +27,8 @@ async def test_every_event_records_who_did_it(app: Starlette, settings: Settings
     alice = await add_account(app, "alice")
     bob = await add_account(app, "bob")
     async with browser(app) as client:
-        created = await client.post(
-            "/api/stories",
-            json={"title": "Storm", "slug": "storm", "status": "live"},
-            headers=bearer(alice.token),
-        )
-        assert created.status_code == 201
-        posted = await client.post(
-            "/api/stories/storm/updates", json={"body": "One"}, headers=bearer(alice.token)
-        )
-        update_id = posted.json()["id"]
+        await new_story(client, alice, "storm")
+        update_id = (await new_update(client, alice, "storm", body="One"))["id"]
         csrf = await log_in(client, bob)
         for path, form in [
             (f"/desk/stories/storm/updates/{update_id}/edit", {"body": "One, corrected"}),
@@ -60,17 +53,11 @@ async def corrected_update(app: Starlette) -> tuple[Account, Account, int]:
     alice = await add_account(app, "alice", display_name="Alice Author")
     bob = await add_account(app, "bob", display_name="Bob Corrector")
     async with browser(app) as client:
-        await client.post(
-            "/api/stories",
-            json={"title": "Storm", "slug": "storm", "status": "live"},
-            headers=bearer(alice.token),
+        await new_story(client, alice, "storm")
+        posted = await new_update(
+            client, alice, "storm", body="Winds of **100** km/h.", headline="Winds"
         )
-        posted = await client.post(
-            "/api/stories/storm/updates",
-            json={"body": "Winds of **100** km/h.", "headline": "Winds"},
-            headers=bearer(alice.token),
-        )
-        update_id: int = posted.json()["id"]
+        update_id: int = posted["id"]
         # Bob corrects on the desk, then alice corrects again through the API.
         csrf = await log_in(client, bob)
         response = await client.post(

@@ -14,8 +14,8 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from liveblog.settings import Settings
-from tests.security_support import Account, add_account, browser, db_state, log_in
-from tests.support import bearer
+from tests.factories import new_story, new_update
+from tests.security_support import Account, add_account, browser, db_state, log_in, logged_in
 
 pytestmark = pytest.mark.anyio
 
@@ -43,15 +43,9 @@ async def world(app: Starlette) -> tuple[Account, dict[str, int]]:
     admin = await add_account(app, "ada", role="admin")
     other = await add_account(app, "bob")
     async with browser(app) as client:
-        await client.post(
-            "/api/stories",
-            json={"title": "Storm", "slug": "storm", "status": "live"},
-            headers=bearer(admin.token),
-        )
-        posted = await client.post(
-            "/api/stories/storm/updates", json={"body": "One"}, headers=bearer(admin.token)
-        )
-    ids = {"update_id": posted.json()["id"], "user_id": other.user_id, "token_id": 2}
+        await new_story(client, admin, "storm")
+        posted = await new_update(client, admin, "storm", body="One")
+    ids = {"update_id": posted["id"], "user_id": other.user_id, "token_id": 2}
     return admin, ids
 
 
@@ -123,8 +117,7 @@ async def test_the_api_never_accepts_the_session_cookie(
     admin, ids = world
     api = [(m, p) for m, p in state_changing_routes(app) if p.startswith("/api/")]
     assert len(api) >= 5
-    async with browser(app) as client:
-        csrf = await log_in(client, admin)
+    async with logged_in(app, admin) as (client, csrf):
         before = db_state(settings)
         for method, template in api:
             response = await client.request(

@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from liveblog.app import create_app
 from liveblog.headers import headers_for
 from liveblog.settings import Settings
+from tests.factories import new_story, new_update
 from tests.htmlcheck import executable_markup
 from tests.security_support import Account, add_account, browser, log_in
 from tests.support import bearer
@@ -33,18 +34,11 @@ async def site(app: Starlette) -> tuple[Account, int]:
     """A live story with one update, and an admin who wrote it."""
     admin = await add_account(app, "ada", role="admin")
     async with browser(app) as client:
-        created = await client.post(
-            "/api/stories",
-            json={"title": "Storm", "slug": "storm", "status": "live"},
-            headers=bearer(admin.token),
+        await new_story(client, admin, "storm")
+        posted = await new_update(
+            client, admin, "storm", body="A [link](https://example.com).", headline="Hi"
         )
-        assert created.status_code == 201
-        posted = await client.post(
-            "/api/stories/storm/updates",
-            json={"body": "A [link](https://example.com).", "headline": "Hi"},
-            headers=bearer(admin.token),
-        )
-    return admin, posted.json()["id"]
+    return admin, posted["id"]
 
 
 async def responses(app: Starlette, admin: Account, update_id: int) -> dict[str, httpx.Response]:

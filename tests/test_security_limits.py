@@ -11,37 +11,28 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from liveblog.headers import headers_for
 from liveblog.models import MAX_BODY, MAX_HEADLINE, MAX_SLUG, MAX_SUMMARY, MAX_TITLE
 from liveblog.settings import Settings
-from tests.security_support import Account, add_account, browser, db_state, log_in
-from tests.support import LiveServer, bearer
+from tests.factories import new_story
+from tests.security_support import Account, add_account, browser, db_state, logged_in
+from tests.support import LiveServer, bearer, settings_for
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        secret_key=SecretStr("test-secret-key-not-for-production"),
-        max_streams_per_client=2,
-    )
+    return settings_for(tmp_path, max_streams_per_client=2)
 
 
 @pytest.fixture
 async def editor(app: Starlette) -> Account:
     account = await add_account(app, "alice")
     async with browser(app) as client:
-        response = await client.post(
-            "/api/stories",
-            json={"title": "Storm", "slug": "storm", "status": "live"},
-            headers=bearer(account.token),
-        )
-        assert response.status_code == 201
+        await new_story(client, account, "storm")
     return account
 
 
@@ -49,8 +40,7 @@ async def test_bodies_over_the_limit_are_413_on_forms_and_api(
     app: Starlette, settings: Settings, editor: Account
 ) -> None:
     big = "x" * (settings.max_body_bytes + 1)
-    async with browser(app) as client:
-        csrf = await log_in(client, editor)
+    async with logged_in(app, editor) as (client, csrf):
         before = db_state(settings)
         for path, kwargs in [
             ("/desk/stories", {"data": {"csrf_token": csrf, "title": big}}),
@@ -139,8 +129,7 @@ async def test_text_lengths_are_capped_at_exactly_the_limit(
 async def test_the_desk_applies_the_same_length_limits(
     app: Starlette, settings: Settings, editor: Account
 ) -> None:
-    async with browser(app) as client:
-        csrf = await log_in(client, editor)
+    async with logged_in(app, editor) as (client, csrf):
         before = db_state(settings)
         for data in [
             {"body": "x" * (MAX_BODY + 1)},

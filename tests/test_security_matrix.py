@@ -1,13 +1,18 @@
 """The authorization matrix: every route x method x kind of caller, with the expected answer.
 
-The list of (method, path) pairs is read from ``app.routes``; ``EXPECTED`` must have an
-entry for each, so a route added without deciding who may call it fails this test.
+The list of (method, path, name) is read from ``app.routes``. Who may call a route is
+not written here: the expected answer of each caller is worked out from the route's
+entry in ``liveblog.policy.ROUTES`` and the callers' permissions in ``policy.ROLES``
+(``expected``). ``CASES`` says only how to call each route (its form or body) and what
+it answers when the caller may (``status``), so a route without a case fails, and so
+does one whose answers stop following the policy.
 
 Callers: ``anonymous``; ``editor`` and ``admin`` (a logged-in browser: session cookie +
 CSRF token, no bearer token); ``deactivated`` (a session cookie AND an API token of a
 user who has been deactivated); ``bearer`` (an editor's API token, no cookie);
-``revoked`` (a revoked API token). Every caller has a valid CSRF cookie and token, so
-what is measured is authorization, not CSRF (tests/test_security_csrf.py does that).
+``reader`` (an editor's read-only API token); ``revoked`` (a revoked API token). Every
+caller has a valid CSRF cookie and token, so what is measured is authorization, not
+CSRF (tests/test_security_csrf.py does that).
 
 The story under test is a draft, so reader pages show who counts as an editor. Each
 request gets fresh targets (an update, a user, a token) so no answer depends on order.
@@ -28,32 +33,37 @@ from PIL import Image
 from sqlmodel import select
 from starlette.routing import Mount, Route
 
-from liveblog import auth
+from liveblog import auth, policy
 from liveblog.models import ApiToken, Role, StoryCreate, StoryStatus, UpdateCreate, User, utcnow
+from liveblog.policy import Via
 from tests.security_support import password_hash
 from tests.support import PASSWORD, LiveServer
 
 pytestmark = pytest.mark.anyio
 
-PRINCIPALS = ("anonymous", "editor", "admin", "deactivated", "bearer", "revoked")
 LOGIN = "login"  # a 303 to the login page (any other 303 is reported as 303)
-Expected = tuple[int | str, int | str, int | str, int | str, int | str, int | str]
 
 
-def everyone(status: int | str) -> Expected:
-    return (status, status, status, status, status, status)
+@dataclass(frozen=True)
+class Caller:
+    """Who the app sees: the role of a live login on this browser, and of the user of a
+    valid API token (None: no such thing, or it is revoked, or its user is inactive)."""
+
+    login: Role | None = None
+    token: Role | None = None
+    read_only: bool = False
 
 
-DESK_PAGE: Expected = (LOGIN, 200, 200, LOGIN, LOGIN, LOGIN)
-DESK_FORM: Expected = (LOGIN, 303, 303, LOGIN, LOGIN, LOGIN)
-ADMIN_PAGE: Expected = (LOGIN, 403, 200, LOGIN, LOGIN, LOGIN)
-ADMIN_FORM: Expected = (LOGIN, 403, 303, LOGIN, LOGIN, LOGIN)
-DRAFT_READ: Expected = (404, 200, 200, 404, 404, 404)
-
-
-def api(status: int) -> Expected:
-    # Cookies mean nothing to the API; only a live token of an active user counts.
-    return (401, 401, 401, 401, status, 401)
+CALLERS = {
+    "anonymous": Caller(),
+    "editor": Caller(login=Role.editor),
+    "admin": Caller(login=Role.admin),
+    "deactivated": Caller(),  # its login and its token are worth nothing
+    "bearer": Caller(token=Role.editor),
+    "reader": Caller(token=Role.editor, read_only=True),
+    "revoked": Caller(),
+}
+PRINCIPALS = tuple(CALLERS)
 
 
 @dataclass
@@ -70,7 +80,13 @@ class Targets:
 
 @dataclass(frozen=True)
 class Case:
-    expected: Expected
+    # The answer to a caller the route's policy lets in.
+    status: int
+    # The answer to such a caller without the permission the view checks for part of
+    # its answer (the route's ``view_checks``: drafts, other people's tokens).
+    refused: int | None = None
+    # The answer to a browser with a live login, whatever the policy (``GET /login``).
+    logged_in: int | None = None
     form: Callable[[Targets], dict[str, str]] | None = None
     json: Callable[[Targets], dict[str, Any]] | None = None
     query: Callable[[Targets], str] | None = None
@@ -86,95 +102,104 @@ def _png() -> bytes:
     return out.getvalue()
 
 
-UPDATE = "/stories/{slug}/updates/{update_id:int}"
-DESK_UPDATE = "/desk/stories/{slug}/updates/{update_id:int}"
-API_UPDATE = "/api/stories/{slug}/updates/{update_id:int}"
-EXPECTED: dict[tuple[str, str], Case] = {
-    # Reader pages, feeds and streams: drafts only for logged-in editors.
-    ("GET", "/"): Case(everyone(200)),
-    ("GET", "/healthz"): Case(everyone(200)),
-    ("GET", "/stories/{slug}"): Case(DRAFT_READ),
-    ("GET", "/stories/{slug}/feed.atom"): Case(DRAFT_READ),
-    ("GET", UPDATE): Case(DRAFT_READ),
-    ("GET", "/stories/{slug}/events"): Case(DRAFT_READ),
-    ("GET", "/authors/{username}"): Case(everyone(200)),
-    # The embed family is public and cookie-less: it never shows a draft to anyone.
-    ("GET", "/stories/{slug}/updates.json"): Case(everyone(404)),
-    ("GET", "/embed/{slug}"): Case(everyone(404)),
-    ("GET", "/oembed"): Case(
-        everyone(404), query=lambda t: "url=" + quote(f"{{base}}/stories/{t.slug}", safe="{}")
-    ),
-    ("GET", "/static/{path}"): Case(everyone(200), params={"path": "css/site.css"}),
-    ("GET", "/media/{path}"): Case(everyone(200), params={"path": "probe.txt"}),
+CASES: dict[str, Case] = {
+    # Reader pages, feeds and streams (the story under test is a draft).
+    "home": Case(200),
+    "healthz": Case(200),
+    "story_page": Case(200, refused=404),
+    "story_feed": Case(200, refused=404),
+    "update_page": Case(200, refused=404),
+    "story_events": Case(200, refused=404),
+    "author_page": Case(200),
+    # The embed family never shows a draft to anyone.
+    "story_snapshot": Case(404),
+    "embed_page": Case(404),
+    "oembed": Case(404, query=lambda t: "url=" + quote(f"{{base}}/stories/{t.slug}", safe="{}")),
+    "static": Case(200, params={"path": "css/site.css"}),
+    "media": Case(200, params={"path": "probe.txt"}),
     # Logging in and out.
-    ("GET", "/login"): Case((200, 303, 303, 200, 200, 200)),
-    ("POST", "/login"): Case(
-        everyone(303), form=lambda t: {"username": t.username, "password": PASSWORD}
-    ),
-    ("POST", "/logout"): Case(everyone(303), form=lambda t: {}),
-    # The desk: any active editor.
-    ("GET", "/desk"): Case(DESK_PAGE),
-    ("POST", "/desk/stories"): Case(DESK_FORM, form=lambda t: {"title": f"New {t.n}"}),
-    ("GET", "/desk/stories/{slug}"): Case(DESK_PAGE),
-    ("POST", "/desk/stories/{slug}"): Case(
-        DESK_FORM, form=lambda t: {"title": f"Renamed {t.n}", "status": "draft"}
-    ),
-    ("GET", "/desk/stories/{slug}/stats"): Case(DESK_PAGE),
-    ("POST", "/desk/stories/{slug}/updates"): Case(DESK_FORM, form=lambda t: {"body": "New"}),
-    ("GET", DESK_UPDATE + "/edit"): Case(DESK_PAGE),
-    ("POST", DESK_UPDATE + "/edit"): Case(DESK_FORM, form=lambda t: {"body": "Fixed"}),
-    ("POST", DESK_UPDATE + "/delete"): Case(DESK_FORM, form=lambda t: {}),
-    ("POST", DESK_UPDATE + "/pin"): Case(DESK_FORM, form=lambda t: {"pinned": "on"}),
-    ("GET", DESK_UPDATE + "/history"): Case(DESK_PAGE),
-    # API tokens: everyone manages their own; only admins touch other people's.
-    ("GET", "/desk/tokens"): Case(DESK_PAGE),
-    ("POST", "/desk/tokens"): Case(
-        (LOGIN, 201, 201, LOGIN, LOGIN, LOGIN), form=lambda t: {"name": "script"}
-    ),
-    ("POST", "/desk/tokens/{token_id:int}/revoke"): Case(
-        (LOGIN, 404, 303, LOGIN, LOGIN, LOGIN), form=lambda t: {}
-    ),
-    # Users: admins only.
-    ("GET", "/desk/users"): Case(ADMIN_PAGE),
-    ("POST", "/desk/users"): Case(
-        ADMIN_FORM,
+    "login_form": Case(200, logged_in=303),
+    "login": Case(303, form=lambda t: {"username": t.username, "password": PASSWORD}),
+    "logout": Case(303, form=lambda t: {}),
+    # The desk.
+    "desk_home": Case(200),
+    "create_story": Case(303, form=lambda t: {"title": f"New {t.n}"}),
+    "story_desk_page": Case(200),
+    "change_story": Case(303, form=lambda t: {"title": f"Renamed {t.n}", "status": "draft"}),
+    "story_stats": Case(200),
+    "post_update": Case(303, form=lambda t: {"body": "New"}),
+    "edit_update_form": Case(200),
+    "edit_update": Case(303, form=lambda t: {"body": "Fixed"}),
+    "delete_update": Case(303, form=lambda t: {}),
+    "pin_update": Case(303, form=lambda t: {"pinned": "on"}),
+    "update_history": Case(200),
+    # API tokens (the token to revoke is somebody else's).
+    "tokens_index": Case(200),
+    "create_token": Case(201, form=lambda t: {"name": "script"}),
+    "revoke_token": Case(303, refused=404, form=lambda t: {}),
+    # Users.
+    "users_index": Case(200),
+    "create_user": Case(
+        303,
         form=lambda t: {"username": f"new{t.n}", "password": "long enough pw", "role": "editor"},
     ),
-    ("POST", "/desk/users/{user_id:int}/role"): Case(ADMIN_FORM, form=lambda t: {"role": "admin"}),
-    ("POST", "/desk/users/{user_id:int}/active"): Case(
-        ADMIN_FORM, form=lambda t: {"active": "off"}
-    ),
-    ("POST", "/desk/users/{user_id:int}/password"): Case(
-        ADMIN_FORM, form=lambda t: {"password": "another long password"}
-    ),
-    # The JSON API: bearer tokens only.
-    ("GET", "/api/stories"): Case(api(200)),
-    ("POST", "/api/stories"): Case(api(201), json=lambda t: {"title": f"API {t.n}"}),
-    ("GET", "/api/stories/{slug}"): Case(api(200)),
-    ("PATCH", "/api/stories/{slug}"): Case(api(200), json=lambda t: {"summary": "Changed"}),
-    ("GET", "/api/stories/{slug}/updates"): Case(api(200)),
-    ("POST", "/api/stories/{slug}/updates"): Case(api(201), json=lambda t: {"body": "API"}),
-    ("GET", API_UPDATE): Case(api(200)),
-    ("PATCH", API_UPDATE): Case(api(200), json=lambda t: {"body": "Corrected"}),
-    ("DELETE", API_UPDATE): Case(api(204)),
-    ("POST", "/api/media"): Case(api(201), body=_png(), headers={"Content-Type": "image/png"}),
+    "change_role": Case(303, form=lambda t: {"role": "admin"}),
+    "change_active": Case(303, form=lambda t: {"active": "off"}),
+    "reset_password": Case(303, form=lambda t: {"password": "another long password"}),
+    # The JSON API.
+    "api.list_stories": Case(200),
+    "api.create_story": Case(201, json=lambda t: {"title": f"API {t.n}"}),
+    "api.get_story": Case(200),
+    "api.patch_story": Case(200, json=lambda t: {"summary": "Changed"}),
+    "api.list_updates": Case(200),
+    "api.post_update": Case(201, json=lambda t: {"body": "API"}),
+    "api.get_update": Case(200),
+    "api.patch_update": Case(200, json=lambda t: {"body": "Corrected"}),
+    "api.delete_update": Case(204),
+    "api.upload_image": Case(201, body=_png(), headers={"Content-Type": "image/png"}),
 }
 
 
-def app_routes(server: LiveServer) -> set[tuple[str, str]]:
-    found: set[tuple[str, str]] = set()
+def expected(name: str, principal: str) -> int | str:
+    """What ``principal`` gets from route ``name``, by liveblog.policy."""
+    rule, case, caller = policy.ROUTES[name], CASES[name], CALLERS[principal]
+    if rule.via is Via.TOKEN:
+        # Cookies mean nothing to the API; only a live token of an active user counts.
+        if caller.token is None:
+            return 401
+        held = policy.permissions(caller.token, read_only=caller.read_only)
+        if rule.permission not in held:
+            return 403
+    else:
+        held = policy.permissions(caller.login)
+        if rule.via is Via.SESSION:
+            if caller.login is None:
+                return LOGIN
+            if rule.permission not in held:
+                return 403
+        assert rule.permission in held
+    if case.logged_in is not None and caller.login is not None:
+        return case.logged_in
+    if case.refused is not None:
+        assert rule.view_checks is not None, f"{name}: the policy names no check to refuse"
+        if rule.view_checks not in held:
+            return case.refused
+    return case.status
+
+
+def app_routes(server: LiveServer) -> set[tuple[str, str, str]]:
+    """(method, path template, route name) of every route."""
+    found: set[tuple[str, str, str]] = set()
     for route in server.app.routes:
         if isinstance(route, Route):
-            found |= {(method, route.path) for method in route.methods or ()}
+            found |= {(method, route.path, route.name) for method in route.methods or ()}
         elif isinstance(route, Mount):
-            found |= {("GET", route.path + "/{path}"), ("HEAD", route.path + "/{path}")}
+            assert route.name is not None
+            path = route.path + "/{path}"
+            found |= {("GET", path, route.name), ("HEAD", path, route.name)}
         else:  # pragma: no cover - a new kind of route needs this test taught about it
             raise AssertionError(f"unknown route type {route!r}")
     return found
-
-
-def case_for(method: str, path: str) -> Case:
-    return EXPECTED[("GET" if method == "HEAD" else method, path)]
 
 
 # --- the world -----------------------------------------------------------------------
@@ -186,6 +211,7 @@ class World:
     admin: User
     inactive: User
     editor_token: str
+    reader_token: str
     inactive_token: str
     revoked_token: str
     read_targets: Targets = field(init=False)
@@ -212,6 +238,7 @@ async def _make_world(server: LiveServer) -> World:
         session.add_all([editor, admin, inactive])
         await session.flush()
         editor_token = await auth.create_api_token(session, editor)
+        reader_token = await auth.create_api_token(session, editor, read_only=True)
         inactive_token = await auth.create_api_token(session, inactive)
         revoked_token = await auth.create_api_token(session, editor, name="old")
         await session.flush()
@@ -226,7 +253,7 @@ async def _make_world(server: LiveServer) -> World:
     media = liveblog.settings.media_dir()
     media.mkdir(parents=True, exist_ok=True)
     (media / "probe.txt").write_text("probe")
-    return World(editor, admin, inactive, editor_token, inactive_token, revoked_token)
+    return World(editor, admin, inactive, editor_token, reader_token, inactive_token, revoked_token)
 
 
 _counter = itertools.count(1)
@@ -277,9 +304,10 @@ async def _request(
     world: World,
     method: str,
     template: str,
+    name: str,
     principal: str,
 ) -> tuple[int | str, str]:
-    case = case_for(method, template)
+    case = CASES[name]
     user = {"editor": world.editor, "admin": world.admin, "deactivated": world.inactive}.get(
         principal
     )
@@ -293,6 +321,7 @@ async def _request(
     headers = dict(case.headers)
     token = {
         "bearer": world.editor_token,
+        "reader": world.reader_token,
         "revoked": world.revoked_token,
         "deactivated": world.inactive_token,
     }.get(principal)
@@ -343,32 +372,30 @@ def world(server: LiveServer) -> World:
 
 
 async def test_every_route_has_an_entry(server: LiveServer) -> None:
-    routes = app_routes(server)
-    missing = sorted(
-        (method, path)
-        for method, path in routes
-        if ("GET" if method == "HEAD" else method, path) not in EXPECTED
-    )
-    assert missing == [], "routes without an entry in EXPECTED: decide who may call them"
-    stale = sorted(set(EXPECTED) - {("GET" if m == "HEAD" else m, p) for m, p in routes})
-    assert stale == [], "entries for routes that no longer exist"
+    # Who may call a route is liveblog.policy's (tests/test_policy.py checks that every
+    # route has an entry there); here every route needs a way to call it.
+    names = {name for _, _, name in app_routes(server)}
+    missing = sorted(names - set(CASES))
+    assert missing == [], "routes without a case in CASES: say how to call them"
+    stale = sorted(set(CASES) - names)
+    assert stale == [], "cases for routes that no longer exist"
 
 
 async def test_authorization_matrix(server: LiveServer, world: World) -> None:
     wrong: list[str] = []
     checked = 0
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        for method, template in sorted(app_routes(server)):
-            if ("GET" if method == "HEAD" else method, template) not in EXPECTED:
+        for method, template, name in sorted(app_routes(server)):
+            if name not in CASES:
                 continue  # reported by test_every_route_has_an_entry
-            expected = case_for(method, template).expected
-            for principal, want in zip(PRINCIPALS, expected, strict=True):
+            for principal in PRINCIPALS:
+                want = expected(name, principal)
                 got, description = await _request(
-                    client, server, world, method, template, principal
+                    client, server, world, method, template, name, principal
                 )
                 checked += 1
                 if got != want:
                     wrong.append(f"{description} (expected {want})")
     print(f"authorization matrix: {checked} requests checked")
     assert wrong == []
-    assert checked >= 6 * len(EXPECTED)
+    assert checked >= len(PRINCIPALS) * len(CASES)

@@ -24,7 +24,6 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from selectolax.lexbor import LexborHTMLParser
 
 from liveblog import auth
@@ -37,10 +36,9 @@ from liveblog.models import (
     User,
 )
 from liveblog.render import ALLOWED_TAGS, MarkdownRenderer
-from liveblog.settings import Settings
 from tests.htmlcheck import executable_markup
 from tests.services import skip_unless_ci
-from tests.support import LiveServer, bearer, csrf_from, run_server
+from tests.support import LiveServer, bearer, csrf_from, run_server, settings_for
 from tests.xss_vectors import TEMPLATE_PRODUCT, VECTORS
 
 pytestmark = pytest.mark.anyio
@@ -193,11 +191,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     data_dir: Path = tmp_path_factory.mktemp("xss")
     # A low address limit: after a few real verifications the login answers 429 (which
     # echoes the typed name too), so the reflected test stays fast.
-    settings = Settings(
-        data_dir=data_dir,
-        secret_key=SecretStr("xss-corpus-secret-key"),
-        login_attempts_per_address=12,
-    )
+    settings = settings_for(data_dir, login_attempts_per_address=12)
     with run_server(create_app(settings)) as server:
         username, tokens = server.run(_seed_users(server))
         items = [

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from contextlib import closing
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
 
-from liveblog import store
+from liveblog import auth, store
 from liveblog.models import StoryStatus, Update, UpdateCreate, utcnow
 from liveblog.settings import Settings
 from liveblog.state import Liveblog
 from tests import services
-from tests.support import Editor, bearer
+from tests.factories import new_story, new_update
+from tests.support import Editor, bearer, make_editor
 
 pytestmark = pytest.mark.anyio
 
@@ -32,14 +33,18 @@ def query(settings: Settings, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     return services.rows(settings, sql, *params)
 
 
+def column(settings: Settings, sql: str, *params: Any) -> list[Any]:
+    """The one column a query selects, row by row."""
+    return [value for (value,) in query(settings, sql, *params)]
+
+
 def seqs(settings: Settings, slug: str) -> list[int]:
-    rows = query(
+    return column(
         settings,
         "SELECT e.seq FROM story_event e JOIN story s ON s.id = e.story_id "
         "WHERE s.slug = ? ORDER BY e.id",
         slug,
     )
-    return [seq for (seq,) in rows]
 
 
 def last_seq(settings: Settings, slug: str) -> int:
@@ -48,13 +53,12 @@ def last_seq(settings: Settings, slug: str) -> int:
 
 
 def pinned(settings: Settings, slug: str) -> list[int]:
-    rows = query(
+    return column(
         settings,
         'SELECT u.id FROM "update" u JOIN story s ON s.id = u.story_id '
         "WHERE s.slug = ? AND u.pinned AND u.deleted_at IS NULL ORDER BY u.id",
         slug,
     )
-    return [update_id for (update_id,) in rows]
 
 
 def assert_gap_free(settings: Settings, slug: str) -> int:
@@ -62,28 +66,6 @@ def assert_gap_free(settings: Settings, slug: str) -> int:
     assert sorted(values) == list(range(1, len(values) + 1)), values
     assert last_seq(settings, slug) == len(values)
     return len(values)
-
-
-async def new_story(client: httpx.AsyncClient, editor: Editor, slug: str = "flood") -> None:
-    response = await client.post(
-        "/api/stories",
-        json={"title": slug, "slug": slug, "status": "live"},
-        headers=bearer(editor.token),
-    )
-    assert response.status_code == 201, response.text
-
-
-async def new_update(
-    client: httpx.AsyncClient, editor: Editor, slug: str = "flood", **fields: Any
-) -> int:
-    response = await client.post(
-        f"/api/stories/{slug}/updates",
-        json={"body": "text", **fields},
-        headers=bearer(editor.token),
-    )
-    assert response.status_code == 201, response.text
-    update_id: int = response.json()["id"]
-    return update_id
 
 
 # --- sequence numbers ----------------------------------------------------------------
@@ -126,7 +108,7 @@ async def test_concurrent_changes_on_two_stories_keep_separate_sequences(
 ) -> None:
     await new_story(client, editor, "one")
     await new_story(client, editor, "two")
-    first = await new_update(client, editor, "one")
+    first = (await new_update(client, editor, "one"))["id"]
     headers = bearer(editor.token)
     requests = []
     for n in range(15):
@@ -229,22 +211,23 @@ async def test_posts_racing_the_end_of_a_story_stay_before_its_closing_event(
     assert set(statuses) <= {201, 409}
     assert_gap_free(settings, "flood")
     [(closing_seq,)] = query(settings, "SELECT seq FROM story_event WHERE closes")
-    update_seqs = [
-        seq for (seq,) in query(settings, "SELECT seq FROM story_event WHERE kind = 'update'")
-    ]
+    update_seqs = column(settings, "SELECT seq FROM story_event WHERE kind = 'update'")
     assert all(seq < closing_seq for seq in update_seqs), (closing_seq, update_seqs)
     assert len(update_seqs) == statuses.count(201)
 
 
 # --- one pinned update per story -----------------------------------------------------
 
+# What each database raises when a raw write breaks the one-pin index.
+UNIQUE_VIOLATION = (sqlite3.IntegrityError, psycopg.errors.UniqueViolation)
+
 
 async def test_pinning_b_unpins_a(
     client: httpx.AsyncClient, editor: Editor, settings: Settings
 ) -> None:
     await new_story(client, editor)
-    a = await new_update(client, editor, body="A")
-    b = await new_update(client, editor, body="B")
+    a = (await new_update(client, editor, body="A"))["id"]
+    b = (await new_update(client, editor, body="B"))["id"]
     headers = bearer(editor.token)
 
     pin_a = await client.patch(
@@ -262,13 +245,13 @@ async def test_pinning_b_unpins_a(
     assert got_a.json()["pinned"] is False
 
     # Posting a new pinned update takes the pin too.
-    c = await new_update(client, editor, body="C", pinned=True)
+    c = (await new_update(client, editor, body="C", pinned=True))["id"]
     assert pinned(settings, "flood") == [c]
     assert_gap_free(settings, "flood")
 
     # Pins are per story: another story keeps its own.
     await new_story(client, editor, "other")
-    d = await new_update(client, editor, "other", pinned=True)
+    d = (await new_update(client, editor, "other", pinned=True))["id"]
     assert pinned(settings, "flood") == [c]
     assert pinned(settings, "other") == [d]
 
@@ -277,7 +260,7 @@ async def test_concurrent_pins_leave_one_pinned(
     client: httpx.AsyncClient, editor: Editor, settings: Settings
 ) -> None:
     await new_story(client, editor)
-    ids = [await new_update(client, editor, body=f"u{n}") for n in range(10)]
+    ids = [(await new_update(client, editor, body=f"u{n}"))["id"] for n in range(10)]
     headers = bearer(editor.token)
     responses = await asyncio.gather(
         *(
@@ -308,14 +291,12 @@ async def test_the_database_refuses_two_pinned_updates(
     app: Starlette, client: httpx.AsyncClient, editor: Editor, settings: Settings
 ) -> None:
     await new_story(client, editor)
-    a = await new_update(client, editor, body="A", pinned=True)
-    b = await new_update(client, editor, body="B")
+    a = (await new_update(client, editor, body="A", pinned=True))["id"]
+    b = (await new_update(client, editor, body="B"))["id"]
 
-    # Straight SQL on the file, past the application.
-    with closing(sqlite3.connect(settings.data_dir / "liveblog.db")) as conn:
-        with pytest.raises(sqlite3.IntegrityError):
-            conn.execute('UPDATE "update" SET pinned = 1 WHERE id = ?', (b,))
-        conn.rollback()
+    # Straight SQL, past the application: the partial unique index refuses it.
+    with pytest.raises(UNIQUE_VIOLATION):
+        services.execute(settings, 'UPDATE "update" SET pinned = true WHERE id = ?', b)
     assert pinned(settings, "flood") == [a]
 
     # Through the ORM, inserting a second pinned row.
@@ -336,10 +317,9 @@ async def test_the_database_refuses_two_pinned_updates(
     assert query(settings, "SELECT count(*) FROM \"update\" WHERE body = 'sneaky'") == [(0,)]
 
     # A deleted update does not hold the pin: the index only counts live rows.
-    with closing(sqlite3.connect(settings.data_dir / "liveblog.db")) as conn:
-        conn.execute('UPDATE "update" SET deleted_at = ? WHERE id = ?', (utcnow().isoformat(), a))
-        conn.execute('UPDATE "update" SET pinned = 1 WHERE id = ?', (b,))
-        conn.commit()
+    deleted_at = utcnow().isoformat()
+    services.execute(settings, 'UPDATE "update" SET deleted_at = ? WHERE id = ?', deleted_at, a)
+    services.execute(settings, 'UPDATE "update" SET pinned = true WHERE id = ?', b)
     assert pinned(settings, "flood") == [b]
 
 
@@ -350,3 +330,73 @@ async def test_story_status_values_are_stored_as_text(
     await new_story(client, editor)
     [(status,)] = query(settings, "SELECT status FROM story WHERE slug = 'flood'")
     assert status in (StoryStatus.live.value, StoryStatus.live.name)
+
+
+# --- the reads the views use ---------------------------------------------------------
+
+
+async def test_visible_story_shows_a_draft_only_when_drafts_are_shown(
+    app: Starlette, client: httpx.AsyncClient, editor: Editor
+) -> None:
+    await new_story(client, editor)
+    response = await client.post(
+        "/api/stories",
+        json={"title": "Plans", "slug": "plans", "status": "draft"},
+        headers=bearer(editor.token),
+    )
+    assert response.status_code == 201, response.text
+    liveblog: Liveblog = app.state.liveblog
+    async with liveblog.db.session() as session:
+        for drafts in (True, False):
+            live = await store.visible_story(session, "flood", drafts=drafts)
+            assert live is not None and live.slug == "flood"
+            assert await store.visible_story(session, "no-such-story", drafts=drafts) is None
+            assert await store.visible_story(session, "not a slug\x00", drafts=drafts) is None
+        draft = await store.visible_story(session, "plans", drafts=True)
+        assert draft is not None and draft.status == StoryStatus.draft
+        assert await store.visible_story(session, "plans", drafts=False) is None
+
+
+async def test_count_active_admins_counts_active_admins_but_the_one_excluded(
+    app: Starlette, editor: Editor
+) -> None:
+    liveblog: Liveblog = app.state.liveblog
+    root = await make_editor(app, "root", role="admin")
+    await make_editor(app, "boss", role="admin")
+    former = await make_editor(app, "former", role="admin")
+    async with liveblog.db.transaction() as session:
+        gone = await store.get_user(session, former.user_id)
+        assert gone is not None
+        await auth.set_active(session, gone, False)
+    async with liveblog.db.session() as session:
+        # Neither the editor nor the deactivated admin counts.
+        assert await store.count_active_admins(session) == 2
+        admin = await store.get_user(session, root.user_id)
+        alice = await store.get_user(session, editor.user_id)
+        assert admin is not None and alice is not None
+        assert await store.count_active_admins(session, excluding=admin) == 1
+        assert await store.count_active_admins(session, excluding=alice) == 2
+        assert await store.count_active_admins(session, excluding=gone) == 2
+
+
+async def test_list_users_lists_every_account_by_username(app: Starlette, editor: Editor) -> None:
+    liveblog: Liveblog = app.state.liveblog
+    for username in ("zoe", "bob"):
+        await make_editor(app, username)
+    async with liveblog.db.transaction() as session:
+        bob = await store.get_user_by_username(session, "bob")
+        assert bob is not None
+        await auth.set_active(session, bob, False)
+    async with liveblog.db.session() as session:
+        users = await store.list_users(session)
+    assert [user.username for user in users] == ["alice", "bob", "zoe"]
+
+
+async def test_get_user_out_of_integer_range_is_no_user(app: Starlette, editor: Editor) -> None:
+    # PostgreSQL would refuse the query for 2**63; there is no such user anywhere.
+    liveblog: Liveblog = app.state.liveblog
+    async with liveblog.db.session() as session:
+        found = await store.get_user(session, editor.user_id)
+        assert found is not None and found.username == "alice"
+        for user_id in (0, -1, 2**63, 10**30):
+            assert await store.get_user(session, user_id) is None

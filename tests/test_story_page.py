@@ -13,8 +13,9 @@ import pytest
 from starlette.applications import Starlette
 
 from liveblog.demo import DEMO_MINUTES_AGO, DEMO_SLUG, DEMO_UPDATES, seed_demo
+from tests.factories import api_story, delete_update, new_story, new_update
+from tests.htmltree import Node, page, parse, timeline_ids
 from tests.support import Editor, bearer, login, make_editor
-from tests.test_reader import Node, api_story, new_story, new_update, page, parse, timeline_ids
 
 pytestmark = pytest.mark.anyio
 
@@ -194,7 +195,7 @@ async def test_author_pages_and_bylines(
     await new_update(client, bob, "flood", body="Bob was here.")
     second = await new_update(client, editor, "fire", body="Smoke over the docks.")
     gone = await new_update(client, editor, "fire", body="Deleted later.")
-    await client.delete(f"/api/stories/fire/updates/{gone['id']}", headers=bearer(editor.token))
+    await delete_update(client, editor, gone["id"], "fire")
 
     doc = await page(client, "/stories/flood")
     bylines = [a.attrs["href"] for a in doc.find_all("a", rel="author") if a.text() == "Alice"]

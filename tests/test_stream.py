@@ -20,10 +20,10 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from liveblog.settings import Settings
-from tests.support import Editor, LiveServer, bearer, login, make_editor
+from tests.factories import create_story, end_story, last_seq, post_update
+from tests.support import Editor, LiveServer, bearer, login, make_editor, settings_for
 
 WAIT = 10.0  # seconds any single expected message may take
 HEARTBEAT = 0.2
@@ -31,11 +31,7 @@ HEARTBEAT = 0.2
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        secret_key=SecretStr("test-secret-key-not-for-production"),
-        heartbeat_interval=HEARTBEAT,
-    )
+    return settings_for(tmp_path, heartbeat_interval=HEARTBEAT)
 
 
 # --- reading a stream -----------------------------------------------------------------
@@ -203,36 +199,9 @@ async def reader(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def create_story(api: httpx.AsyncClient, slug: str, *, status: str = "live") -> str:
-    response = await api.post(
-        "/api/stories", json={"title": f"Story {slug}", "slug": slug, "status": status}
-    )
-    assert response.status_code == 201, response.text
-    return slug
-
-
 @pytest.fixture
 async def story(api: httpx.AsyncClient) -> str:
     return await create_story(api, "storm-watch")
-
-
-async def post_update(api: httpx.AsyncClient, slug: str, body: str) -> dict[str, Any]:
-    response = await api.post(f"/api/stories/{slug}/updates", json={"body": body})
-    assert response.status_code == 201, response.text
-    data: dict[str, Any] = response.json()
-    return data
-
-
-async def last_seq(api: httpx.AsyncClient, slug: str) -> int:
-    response = await api.get(f"/api/stories/{slug}")
-    assert response.status_code == 200, response.text
-    seq: int = response.json()["last_seq"]
-    return seq
-
-
-async def end_story(api: httpx.AsyncClient, slug: str) -> None:
-    response = await api.patch(f"/api/stories/{slug}", json={"status": "ended"})
-    assert response.status_code == 200, response.text
 
 
 def assert_iso(value: Any) -> datetime:

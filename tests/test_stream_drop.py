@@ -15,17 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
 from liveblog.app import create_app
 from liveblog.models import StoryCreate, StoryStatus, UpdateCreate, User
-from liveblog.settings import Settings
 from tests.support import (
     LiveServer,
     make_editor,
     open_stuck_reader,
     run_server,
     server_send_buffer,
+    settings_for,
 )
 
 pytestmark = pytest.mark.anyio
@@ -93,9 +92,8 @@ async def wait_for_gone(server: LiveServer, sock: socket.socket, within: float) 
 
 @pytest.fixture
 def slow_server(tmp_path: Path) -> Iterator[LiveServer]:
-    settings = Settings(
-        data_dir=tmp_path,
-        secret_key=SecretStr("test-secret-key-not-for-production"),
+    settings = settings_for(
+        tmp_path,
         stream_send_timeout=SEND_TIMEOUT,
         stream_backlog=1000,  # never overflows here: only the send timeout can drop it
         heartbeat_interval=60,
@@ -125,15 +123,15 @@ async def test_a_reader_stuck_within_its_backlog_is_aborted_by_the_send_timeout(
         took = await wait_for_gone(server, sock, 2 * SEND_TIMEOUT + 2)
         # Not before the send timeout: it was the timeout that dropped it.
         assert took >= SEND_TIMEOUT - 0.5, took
-        assert server.liveblog.streams.dropped_slow == 1
-        assert server.liveblog.streams.open_count == 0
+        assert server.liveblog.live.streams.dropped_slow == 1
+        assert server.liveblog.live.streams.open_count == 0
         # The reader's side sees a reset, not a clean end.
         sock.settimeout(5)
         with pytest.raises(ConnectionResetError):
             while sock.recv(1 << 20):
                 pass
         # An ordinary event, not a fault: counted in one INFO line, no ERROR, no traceback.
-        server.liveblog.streams.report_drops()
+        server.liveblog.live.streams.report_drops()
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
         (line,) = [r for r in caplog.records if "readers that stopped reading" in r.getMessage()]
         assert line.levelno == logging.INFO and line.exc_info is None
@@ -144,9 +142,8 @@ async def test_a_reader_stuck_within_its_backlog_is_aborted_by_the_send_timeout(
 
 @pytest.fixture
 def short_backlog_server(tmp_path: Path) -> Iterator[LiveServer]:
-    settings = Settings(
-        data_dir=tmp_path,
-        secret_key=SecretStr("test-secret-key-not-for-production"),
+    settings = settings_for(
+        tmp_path,
         stream_send_timeout=60,  # far away: only the overflow can drop it in time
         stream_backlog=2,
         heartbeat_interval=60,
@@ -167,23 +164,23 @@ async def test_a_reader_that_falls_a_backlog_behind_is_aborted_at_once(
     try:
         client_port = sock.getsockname()[1]
         for _ in range(100):
-            if liveblog.streams.open_count == 1:
+            if liveblog.live.streams.open_count == 1:
                 break
             await asyncio.sleep(0.05)
-        assert liveblog.streams.open_count == 1
+        assert liveblog.live.streams.open_count == 1
 
         async def post() -> None:
             await liveblog.newsroom.post_update("behind", UpdateCreate(body=BIG_BODY), author=user)
 
         posted = 0
-        while liveblog.streams.open_count and posted < 300:
+        while liveblog.live.streams.open_count and posted < 300:
             server.run(post())
             posted += 1
-        assert liveblog.streams.open_count == 0, "never dropped"
+        assert liveblog.live.streams.open_count == 0, "never dropped"
         assert liveblog.hub.stats().overflows == 1
         # Within moments of the overflow, not after the 60 s send timeout.
         await wait_for_gone(server, sock, 3)
-        assert liveblog.streams.dropped_behind == 1
+        assert liveblog.live.streams.dropped_behind == 1
         assert TCP_ESTABLISHED not in server_sockets(port_of(server), client_port)
     finally:
         sock.close()

@@ -1,4 +1,4 @@
-"""The stream's shortcuts, against a real uvicorn: what ``liveblog.streams`` trusts without
+"""The stream's shortcuts, against a real uvicorn: what ``liveblog.live`` trusts without
 reading the database, and what makes it read again.
 
 A reader joining a live story that already has readers in the process is admitted
@@ -19,31 +19,13 @@ import pytest
 from sqlalchemy import event
 from sse_starlette.sse import AppStatus
 
-from tests.support import Editor, LiveServer, bearer, login, make_editor
-from tests.test_stream import EventStream, create_story, open_stream, post_update
+from tests.factories import create_story, post_update
+from tests.support import Editor, LiveServer, login
+from tests.test_stream import WAIT, EventStream, api, open_stream, reader, reporter
 
 pytestmark = pytest.mark.anyio
-WAIT = 10.0
 
-
-@pytest.fixture
-def reporter(server: LiveServer) -> Editor:
-    editor: Editor = server.run(make_editor(server.app, "alice", role="editor"))
-    return editor
-
-
-@pytest.fixture
-async def api(server: LiveServer, reporter: Editor) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=server.url, headers=bearer(reporter.token), timeout=WAIT
-    ) as client:
-        yield client
-
-
-@pytest.fixture
-async def reader(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as client:
-        yield client
+__all__ = ["api", "reader", "reporter"]  # fixtures
 
 
 async def test_unpublishing_a_followed_story_hides_it_from_new_readers(
@@ -107,13 +89,14 @@ async def test_server_shutdown_ends_open_streams(
         finally:
             AppStatus.should_exit = False
     assert ended_after < 5
-    assert server.liveblog.streams.open_count == 0
+    assert server.liveblog.live.streams.open_count == 0
 
 
 async def test_a_crowd_arriving_at_once_reads_the_story_once(
     server: LiveServer, api: httpx.AsyncClient
 ) -> None:
     slug = await create_story(api, "crowd")
+    crowd_story = server.story_id(slug)  # read before the reads are counted
     statements: list[str] = []
 
     def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
@@ -141,13 +124,9 @@ async def test_a_crowd_arriving_at_once_reads_the_story_once(
                 assert (await anext(body)).startswith(b"retry:")
 
             await asyncio.gather(*(join() for _ in range(crowd)))
-            assert server.liveblog.hub.subscriber_count(story_id(server, slug)) == crowd
+            assert server.liveblog.hub.subscriber_count(crowd_story) == crowd
             reads = len(statements)
     finally:
         event.remove(engine, "before_cursor_execute", record)
     # The slug, the position (the hub's), the status: a few reads, not one per reader.
     assert reads <= 6, statements
-
-
-def story_id(server: LiveServer, slug: str) -> int:
-    return int(server.liveblog.streams.story_ids[slug])

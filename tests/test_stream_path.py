@@ -1,4 +1,4 @@
-"""The event stream is served outside Starlette's middleware stack (``liveblog/asgi.py``):
+"""The event stream is served outside Starlette's middleware stack (``liveblog/live/routing.py``):
 every answer on its path must still carry what that stack adds everywhere else.
 
 The reference is the stack itself: a ``POST`` to the stream's path is not taken by the
@@ -15,11 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from liveblog.app import create_app
 from liveblog.settings import Settings
-from tests.support import bearer, make_editor, run_server
+from tests.support import bearer, make_editor, run_server, settings_for
 
 pytestmark = pytest.mark.anyio
 
@@ -34,12 +33,7 @@ SECURITY = (
 
 @pytest.fixture(params=[False, True], ids=["http", "https"])
 def site(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        secret_key=SecretStr("test-secret-key-not-for-production"),
-        https=request.param,
-        max_streams_per_client=1,
-    )
+    return settings_for(tmp_path, https=request.param, max_streams_per_client=1)
 
 
 @pytest.fixture

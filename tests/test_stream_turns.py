@@ -1,4 +1,4 @@
-"""``liveblog.streams.Turns``: replays take turns, so a turn of the event loop stays
+"""``liveblog.live.turns.Turns``: replays take turns, so a turn of the event loop stays
 short whatever the crowd (what keeps an editor's post quick while a thousand readers
 replay; ``bench/crowd`` measures that)."""
 
@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from liveblog.streams import Turns
+from liveblog.live.turns import Turns
 
 pytestmark = pytest.mark.anyio
 

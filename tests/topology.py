@@ -25,6 +25,7 @@ from starlette.applications import Starlette
 
 from liveblog.app import create_app
 from liveblog.settings import Settings
+from tests import factories
 from tests.services import require_tool
 from tests.support import Editor, bearer, make_editor
 
@@ -68,17 +69,23 @@ def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) ->
 
 
 @dataclass
-class Worker:
-    """One ``liveblog serve`` process (or, with ``--workers N``, one uvicorn master)."""
+class Listener:
+    """A process of the test's own, serving HTTP on a local port."""
 
-    name: str
     port: int
     process: subprocess.Popen[bytes]
-    log: Path
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Worker(Listener):
+    """One ``liveblog serve`` process (or, with ``--workers N``, one uvicorn master)."""
+
+    name: str
+    log: Path
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no goodbye to its readers."""
@@ -126,7 +133,7 @@ def start_workers(
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        started.append(Worker(name, port, process, log))
+        started.append(Worker(port, process, name=name, log=log))
     try:
         for worker in started:
             wait_for_port(worker.port, worker.process, f"worker {worker.name}", worker.log)
@@ -169,14 +176,8 @@ def render_nginx_template(destination: Path, variables: dict[str, str]) -> Path:
 
 
 @dataclass
-class Nginx:
-    port: int
-    process: subprocess.Popen[bytes]
+class Nginx(Listener):
     prefix: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 def nginx_binary() -> str:
@@ -214,7 +215,7 @@ def running_nginx(prefix: Path, workers: list[Worker]) -> Iterator[Nginx]:
         )
     try:
         wait_for_port(port, process, "nginx", log)
-        yield Nginx(port, process, prefix)
+        yield Nginx(port, process, prefix=prefix)
     finally:
         stop_process(process, signal.SIGQUIT)
 
@@ -277,7 +278,7 @@ def running_redis(work_dir: Path) -> Iterator[RedisServer]:
         server.kill()
 
 
-# --- the newsroom's side: an editor, a story, posts ------------------------------------
+# --- the newsroom's side: an editor and a story (posts: tests/factories.py) -------------
 
 
 async def prepare(settings: Settings) -> Editor:
@@ -288,24 +289,9 @@ async def prepare(settings: Settings) -> Editor:
 
 
 async def create_story(base_url: str, editor: Editor, slug: str) -> None:
+    """A live story, made through the worker (or nginx) at ``base_url``."""
     async with httpx.AsyncClient(base_url=base_url, headers=bearer(editor.token)) as api:
-        response = await api.post(
-            "/api/stories", json={"title": slug, "slug": slug, "status": "live"}
-        )
-        assert response.status_code == 201, response.text
-
-
-async def post_update(api: httpx.AsyncClient, slug: str, body: str) -> int:
-    """Post through ``api`` (a worker or nginx); the update's id."""
-    response = await api.post(f"/api/stories/{slug}/updates", json={"body": body})
-    assert response.status_code == 201, response.text
-    update_id: int = response.json()["id"]
-    return update_id
-
-
-async def end_story(api: httpx.AsyncClient, slug: str) -> None:
-    response = await api.patch(f"/api/stories/{slug}", json={"status": "ended"})
-    assert response.status_code == 200, response.text
+        await factories.create_story(api, slug)
 
 
 # --- a reader that reconnects like a browser ------------------------------------------

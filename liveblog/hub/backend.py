@@ -8,11 +8,12 @@ encoding, ordering, gap filling, reconnecting and backpressure all live once, in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections.abc import AsyncIterator
 from typing import Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from liveblog import tasks
 
 
 class BroadcastBackend(Protocol):
@@ -63,9 +64,7 @@ async def received(queue: asyncio.Queue[Received]) -> AsyncIterator[tuple[str, b
 async def stop_reader(reader: asyncio.Task[None] | None, queue: asyncio.Queue[Received]) -> None:
     """Cancel a backend's reader task and end the ``listen`` fed by ``queue``."""
     if reader is not None:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        await tasks.stop(reader)
         queue.put_nowait(None)
 
 

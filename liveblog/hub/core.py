@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from liveblog import tasks
 from liveblog.events import Frame, encode
 from liveblog.hub.backend import BroadcastBackend
 from liveblog.hub.recent import RecentFrames
@@ -72,7 +73,7 @@ class Subscription:
 
     The wake-up is a future for ``next()``, or, when ``on_ready`` is set, that callback,
     called synchronously by ``push`` and ``close``: the reader hot path
-    (``liveblog.streams``) writes the frame right away instead of waking a task.
+    (``liveblog.live.stream``) writes the frame right away instead of waking a task.
     """
 
     __slots__ = ("_frames", "_limit", "_waiter", "closed", "on_ready", "overflowed", "story_id")
@@ -208,11 +209,8 @@ class Hub:
                 subscription.close()
         self._connected = False
         await self.backend.disconnect()
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        listener, self._listener = self._listener, None
+        await tasks.stop(listener)
 
     def stats(self) -> HubStats:
         return HubStats(

@@ -21,6 +21,7 @@ import secrets
 import time
 from collections.abc import Callable
 
+from liveblog import tasks
 from liveblog.hub.core import Hub
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,8 @@ class Presence:
         self._task = asyncio.create_task(self._run(), name="liveblog-presence")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await tasks.stop(task)
         with contextlib.suppress(Exception):  # shutting down: best effort
             await self._publish({})
 

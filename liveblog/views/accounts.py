@@ -1,4 +1,5 @@
 """Accounts on the desk: admins manage users; everyone manages their own API tokens.
+(Who may do which is ``liveblog.policy``'s, as is the rule that keeps an active admin.)
 
 ``/desk/users`` (admins only; editors get 403): create a user, change a role,
 deactivate or reactivate, reset a password. Deactivating or resetting a password logs
@@ -14,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -23,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from liveblog import auth
+from liveblog import auth, policy, store, urls
 from liveblog.models import Role, User
 from liveblog.plaintext import forbidden_character
 from liveblog.state import get_liveblog
@@ -33,17 +32,9 @@ from liveblog.views.common import (
     form_str,
     redirect,
     render,
-    require_user,
 )
 
 MAX_TOKEN_NAME = 100
-
-
-async def require_admin(request: Request) -> User:
-    user = await require_user(request)
-    if user.role != Role.admin:
-        raise HTTPException(403, "Only admins can manage users.")
-    return user
 
 
 class Refused(Exception):
@@ -64,9 +55,9 @@ async def users_page(
     values: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    admin = await require_admin(request)
+    admin = policy.actor(request)
     async with get_liveblog(request).db.session() as session:
-        users = (await session.exec(select(User).order_by(col(User.username)))).all()
+        users = await store.list_users(session)
     context: dict[str, Any] = {
         "users": users,
         "me": admin,
@@ -82,7 +73,6 @@ async def users_index(request: Request) -> Response:
 
 
 async def create_user(request: Request) -> Response:
-    await require_admin(request)
     form = await checked_form(request)
     values = {name: form_str(form, name) for name in ("username", "display_name", "role")}
     try:
@@ -98,7 +88,7 @@ async def create_user(request: Request) -> Response:
     except (auth.UserError, Refused) as exc:
         status = 409 if isinstance(exc, auth.UserExists) else getattr(exc, "status", 422)
         return await users_page(request, errors=[str(exc)], values=values, status_code=status)
-    return redirect("/desk/users")
+    return redirect(urls.path(request, "users_index"))
 
 
 async def change_role(request: Request) -> Response:
@@ -115,19 +105,16 @@ async def reset_password(request: Request) -> Response:
 
 async def _set_role(session: AsyncSession, admin: User, user: User, form: FormData) -> None:
     role = _role(form_str(form, "role"))
-    if user.role == Role.admin and role != Role.admin and user.active:
-        await _keep_an_admin(session, user)
+    await _keep_an_admin(session, user, role=role, active=user.active)
     user.role = role
     session.add(user)
 
 
 async def _set_active(session: AsyncSession, admin: User, user: User, form: FormData) -> None:
     active = form_bool(form, "active")
-    if not active:
-        if user.id == admin.id:
-            raise Refused(409, "You cannot deactivate yourself; ask another admin.")
-        if user.role == Role.admin and user.active:
-            await _keep_an_admin(session, user)
+    if not active and user.id == admin.id:
+        raise Refused(409, "You cannot deactivate yourself; ask another admin.")
+    await _keep_an_admin(session, user, role=user.role, active=active)
     await auth.set_active(session, user, active)
 
 
@@ -139,12 +126,12 @@ UserChange = Callable[[AsyncSession, User, User, FormData], Awaitable[None]]
 
 
 async def _change_user(request: Request, change: UserChange) -> Response:
-    admin = await require_admin(request)
+    admin = policy.actor(request)
     form = await checked_form(request)
     user_id: int = request.path_params["user_id"]
     try:
         async with get_liveblog(request).db.transaction() as session:
-            user = await session.get(User, user_id) if 0 < user_id < 2**63 else None
+            user = await store.get_user(session, user_id)
             if user is None:
                 raise HTTPException(404, "No such user.")
             await change(session, admin, user, form)
@@ -153,16 +140,17 @@ async def _change_user(request: Request, change: UserChange) -> Response:
         return await users_page(request, errors=[str(exc)], status_code=status)
     if user.id == admin.id:
         # A reset ended this very login; a demotion closed this page to its viewer.
-        return redirect("/login" if change is _set_password else "/desk")
-    return redirect("/desk/users")
+        return redirect(
+            urls.path(request, "login_form" if change is _set_password else "desk_home")
+        )
+    return redirect(urls.path(request, "users_index"))
 
 
-async def _keep_an_admin(session: AsyncSession, leaving: User) -> None:
-    query = select(func.count()).where(
-        col(User.role) == Role.admin, col(User.active).is_(True), col(User.id) != leaving.id
-    )
-    if int((await session.exec(query)).one()) == 0:
-        raise Refused(409, "That would leave no active admin.")
+async def _keep_an_admin(session: AsyncSession, user: User, *, role: Role, active: bool) -> None:
+    try:
+        await policy.keep_an_admin(session, user, role=role, active=active)
+    except policy.LastAdmin as exc:
+        raise Refused(409, str(exc)) from None
 
 
 def _role(value: str) -> Role:
@@ -182,8 +170,8 @@ async def tokens_page(
     errors: list[str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    user = await require_user(request)
-    is_admin = user.role == Role.admin
+    user = policy.actor(request)
+    is_admin = policy.allows(user, policy.Permission.MANAGE_ALL_TOKENS)
     async with get_liveblog(request).db.session() as session:
         tokens = await auth.list_api_tokens(session, owner=None if is_admin else user)
     response = await render(
@@ -202,7 +190,7 @@ async def tokens_index(request: Request) -> Response:
 
 
 async def create_token(request: Request) -> Response:
-    user = await require_user(request)
+    user = policy.actor(request)
     form = await checked_form(request)
     name = form_str(form, "name").strip()
     if len(name) > MAX_TOKEN_NAME or forbidden_character(name) is not None:
@@ -216,13 +204,16 @@ async def create_token(request: Request) -> Response:
 
 
 async def revoke_token(request: Request) -> Response:
-    user = await require_user(request)
+    user = policy.actor(request)
     await checked_form(request)
+    everyones = policy.allows(user, policy.Permission.MANAGE_ALL_TOKENS)
     async with get_liveblog(request).db.transaction() as session:
-        found = await auth.revoke_api_token(session, request.path_params["token_id"], by=user)
+        found = await auth.revoke_api_token(
+            session, request.path_params["token_id"], by=user, any_owner=everyones
+        )
     if not found:
         raise HTTPException(404, "No such token.")
-    return redirect("/desk/tokens")
+    return redirect(urls.path(request, "tokens_index"))
 
 
 routes = [

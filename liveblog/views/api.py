@@ -1,4 +1,6 @@
 """The JSON API, for automation. Bearer tokens only: cookies are never read here.
+Which token may call which route is ``liveblog.policy``'s ``ROUTES`` (read-only tokens
+only read); that check runs before a view here does.
 
 Errors are ``{"error": "..."}`` with the status that says what went wrong; a request
 that fails changes nothing (each change is one transaction).
@@ -14,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from liveblog import auth, caching, store
+from liveblog import caching, policy, store, urls
 from liveblog.limits import JsonTooDeep, parse_json
 from liveblog.models import (
     Story,
@@ -24,10 +26,11 @@ from liveblog.models import (
     UpdateCreate,
     UpdatePatch,
     User,
-    story_public,
+    story_for_staff,
     update_public,
 )
 from liveblog.state import get_liveblog
+from liveblog.views.common import int_param, story_or_404
 
 MAX_PAGE = 100
 InputT = TypeVar("InputT", bound=BaseModel)
@@ -45,24 +48,6 @@ def error_response(
     status: int, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
-async def _authenticate(request: Request, *, write: bool) -> User:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    challenge = {"WWW-Authenticate": 'Bearer realm="liveblog"'}
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "send an API token as 'Authorization: Bearer <token>'", challenge)
-    async with get_liveblog(request).db.transaction() as session:
-        found = await auth.user_for_api_token(session, token.strip())
-    if found is None:
-        raise ApiError(
-            401, "this API token is not valid (unknown, revoked or its user is inactive)", challenge
-        )
-    user, api_token = found
-    if write and api_token.read_only:
-        raise ApiError(403, "this API token is read-only")
-    return user
 
 
 async def _body(request: Request, shape: type[InputT]) -> InputT:
@@ -93,51 +78,27 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def _int_param(
-    request: Request, name: str, *, default: int | None, maximum: int | None = None
-) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise ApiError(400, f"'{name}' must be a positive whole number")
-    value = int(raw)
-    if maximum is not None and not 1 <= value <= maximum:
-        raise ApiError(400, f"'{name}' must be between 1 and {maximum}")
-    return value
-
-
 def api_view(
-    write: bool = False,
-) -> Callable[
-    [Callable[[Request, User], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]
-]:
-    """Authenticate, then run the view; map known failures to JSON errors."""
+    view: Callable[[Request, User], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """Run the view as the token's user that the route's policy check let in; map known
+    failures to JSON errors."""
 
-    def wrap(
-        view: Callable[[Request, User], Awaitable[Response]],
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                user = await _authenticate(request, write=write)
-                return await view(request, user)
-            except ApiError as exc:
-                return error_response(exc.status, exc.message, exc.headers)
-            except store.StoreError as exc:
-                return error_response(exc.status, str(exc))
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await view(request, policy.actor(request))
+        except ApiError as exc:
+            return error_response(exc.status, exc.message, exc.headers)
+        except store.StoreError as exc:
+            return error_response(exc.status, str(exc))
 
-        endpoint.__name__ = view.__name__
-        return endpoint
-
-    return wrap
+    endpoint.__name__ = view.__name__
+    return endpoint
 
 
 async def _story_or_404(request: Request) -> Story:
-    async with get_liveblog(request).db.session() as session:
-        story = await store.get_story(session, request.path_params["slug"])
-    if story is None:
-        raise ApiError(404, "no such story")
-    return story
+    # Every token belongs to staff: drafts too. (A 404 here is JSON like any under /api/.)
+    return await story_or_404(request, drafts="always", message="no such story")
 
 
 async def _update_json(request: Request, story: Story, update_id: int) -> dict[str, Any]:
@@ -147,6 +108,12 @@ async def _update_json(request: Request, story: Story, update_id: int) -> dict[s
     if update is None:
         raise ApiError(404, "no such update in this story")
     return update_public(update, author)
+
+
+async def _story_json(request: Request, story: Story) -> dict[str, Any]:
+    """A story as the API shows it: with who created it."""
+    async with get_liveblog(request).db.session() as session:
+        return story_for_staff(story, await store.usernames(session, [story.created_by_id]))
 
 
 def _not_modified(request: Request, tag: str) -> Response | None:
@@ -160,7 +127,7 @@ def _json(request: Request, tag: str, body: Any) -> JSONResponse:
     return JSONResponse(body, headers=caching.validator_headers(tag, caching.PRIVATE))
 
 
-@api_view()
+@api_view
 async def list_stories(request: Request, user: User) -> Response:
     statuses = [StoryStatus.live, StoryStatus.draft, StoryStatus.ended]
     async with get_liveblog(request).db.session() as session:
@@ -169,22 +136,22 @@ async def list_stories(request: Request, user: User) -> Response:
         if (cached := _not_modified(request, tag)) is not None:
             return cached
         stories = await store.list_stories(session, statuses=statuses, limit=100)
-    return _json(request, tag, {"stories": [story_public(story) for story in stories]})
+        names = await store.usernames(session, [story.created_by_id for story in stories])
+    return _json(request, tag, {"stories": [story_for_staff(story, names) for story in stories]})
 
 
-@api_view()
+@api_view
 async def get_story(request: Request, user: User) -> Response:
     story = await _story_or_404(request)
     tag = caching.etag("api-story", story.id, story.last_seq)
-    return _not_modified(request, tag) or _json(request, tag, story_public(story))
+    return _not_modified(request, tag) or _json(request, tag, await _story_json(request, story))
 
 
-@api_view()
+@api_view
 async def list_updates(request: Request, user: User) -> Response:
     story = await _story_or_404(request)
-    limit = _int_param(request, "limit", default=20, maximum=MAX_PAGE)
-    before = _int_param(request, "before", default=None)
-    assert limit is not None
+    limit = int_param(request, "limit", default=20, minimum=1, maximum=MAX_PAGE)
+    before = int_param(request, "before")
     tag = caching.etag("api-updates", story.id, story.last_seq, limit, before)
     if (cached := _not_modified(request, tag)) is not None:
         return cached
@@ -204,26 +171,27 @@ async def list_updates(request: Request, user: User) -> Response:
     )
 
 
-@api_view(write=True)
+@api_view
 async def create_story(request: Request, user: User) -> Response:
     data = await _body(request, StoryCreate)
     story = await get_liveblog(request).newsroom.create_story(data, actor=user)
+    location = urls.path(request, "api.get_story", slug=story.slug)
     return JSONResponse(
-        story_public(story), status_code=201, headers={"Location": f"/api/stories/{story.slug}"}
+        await _story_json(request, story), status_code=201, headers={"Location": location}
     )
 
 
-@api_view(write=True)
+@api_view
 async def patch_story(request: Request, user: User) -> Response:
     await _story_or_404(request)
     patch = await _body(request, StoryPatch)
     story = await get_liveblog(request).newsroom.change_story(
         request.path_params["slug"], patch, actor=user
     )
-    return JSONResponse(story_public(story))
+    return JSONResponse(await _story_json(request, story))
 
 
-@api_view(write=True)
+@api_view
 async def post_update(request: Request, user: User) -> Response:
     story = await _story_or_404(request)
     data = await _body(request, UpdateCreate)
@@ -231,11 +199,11 @@ async def post_update(request: Request, user: User) -> Response:
     update = await get_liveblog(request).newsroom.post_update(story.slug, data, author=user)
     assert update.id is not None
     body = update_public(update, user)
-    location = f"/api/stories/{story.slug}/updates/{update.id}"
+    location = urls.path(request, "api.get_update", slug=story.slug, update_id=update.id)
     return JSONResponse(body, status_code=201, headers={"Location": location})
 
 
-@api_view()
+@api_view
 async def get_update(request: Request, user: User) -> Response:
     story = await _story_or_404(request)
     update_id: int = request.path_params["update_id"]
@@ -246,7 +214,7 @@ async def get_update(request: Request, user: User) -> Response:
     return _json(request, tag, await _update_json(request, story, update_id))
 
 
-@api_view(write=True)
+@api_view
 async def patch_update(request: Request, user: User) -> Response:
     story = await _story_or_404(request)
     patch = get_liveblog(request).media.with_size(await _body(request, UpdatePatch))
@@ -255,7 +223,7 @@ async def patch_update(request: Request, user: User) -> Response:
     return JSONResponse(await _update_json(request, story, update_id))
 
 
-@api_view(write=True)
+@api_view
 async def delete_update(request: Request, user: User) -> Response:
     story = await _story_or_404(request)
     await get_liveblog(request).newsroom.delete_update(

@@ -7,10 +7,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from liveblog import seo, store
+from liveblog import policy, seo, store
 from liveblog.models import StoryStatus
 from liveblog.state import get_liveblog
-from liveblog.views.common import current_user, render
+from liveblog.views.common import render
 
 RECENT = 30
 
@@ -19,7 +19,7 @@ async def author_page(request: Request) -> Response:
     liveblog = get_liveblog(request)
     # Drafts stay hidden from readers here as everywhere else.
     statuses = [StoryStatus.live, StoryStatus.ended]
-    if await current_user(request) is not None:
+    if await policy.sees_drafts(request):
         statuses.append(StoryStatus.draft)
     async with liveblog.db.session() as session:
         author = await store.get_user_by_username(session, request.path_params["username"])
@@ -32,9 +32,9 @@ async def author_page(request: Request) -> Response:
         raise HTTPException(404, "No such author.")
     fragment = liveblog.renderer.update_fragment
     entries = [(story, fragment(update, story, author, anchor=False)) for update, story in rows]
-    base = seo.base_url(request, liveblog.settings.base_url)
+    site = seo.site(request, liveblog.settings.base_url)
     meta = seo.PageMeta(
-        canonical=seo.absolute(base, f"/authors/{author.username}"),
+        canonical=site.page("author_page", username=author.username),
         title=f"Updates by {author.display_name}",
         description=f"The latest live updates by {author.display_name}.",
     )

@@ -1,44 +1,25 @@
-"""Helpers shared by the HTML views: rendering, the logged-in editor, CSRF."""
+"""Helpers shared by the views: rendering, the logged-in editor, CSRF, the story a path
+names, query parameters."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from liveblog import auth
-from liveblog.models import User
+from liveblog import auth, policy, store
+from liveblog.models import Story, User
 from liveblog.state import Liveblog, get_liveblog
 
 
 async def current_user(request: Request) -> User | None:
-    """The editor logged in on this browser, or None. Looked up once per request."""
-    if hasattr(request.state, "user"):
-        cached: User | None = request.state.user
-        return cached
-    user = None
-    token = request.cookies.get(auth.SESSION_COOKIE)
-    if token:
-        async with get_liveblog(request).db.session() as session:
-            user = await auth.user_for_login(session, token)
-    request.state.user = user
-    return user
-
-
-async def require_user(request: Request) -> User:
-    user = await current_user(request)
-    if user is None:
-        raise LoginRequired(request.url.path)
-    return user
-
-
-class LoginRequired(Exception):
-    def __init__(self, next_path: str) -> None:
-        super().__init__(next_path)
-        self.next_path = next_path
+    """The editor logged in on this browser, or None. What they may do is
+    ``liveblog.policy``'s to say; a route that needs a login gets it from
+    ``policy.actor``."""
+    return await policy.session_user(request)
 
 
 def _csrf_cookie(request: Request) -> tuple[str, bool]:
@@ -111,14 +92,17 @@ async def render(
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     liveblog: Liveblog = get_liveblog(request)
+    user = await current_user(request)
     full = {
         "request": request,
-        "user": await current_user(request),
+        "user": user,
+        # {% if may("manage_users") %}: what the page offers follows liveblog.policy.
+        "may": lambda permission: policy.allows(user, policy.Permission(permission)),
         "csrf_token": _CsrfTokenOnDemand(request),
         "csrf_field": auth.CSRF_FIELD,
         **(context or {}),
     }
-    html = liveblog.templates.get_template(template).render(full)
+    html = liveblog.renderer.templates.get_template(template).render(full)
     response = HTMLResponse(html, status_code=status_code, headers=headers)
     set_csrf_cookie(request, response)
     return response
@@ -135,3 +119,90 @@ def form_str(form: FormData, name: str) -> str:
 
 def form_bool(form: FormData, name: str) -> bool:
     return form_str(form, name) in ("on", "true", "1", "yes")
+
+
+# --- the story a path names ----------------------------------------------------------
+
+# Who sees a draft: "always" where the caller is staff already (the desk, the API),
+# "logged_in" on reader pages (only a logged-in editor), "never" in embeds (read across
+# sites without cookies: an embed must never be the way a draft leaks out).
+Drafts = Literal["always", "logged_in", "never"]
+
+
+async def find_story(request: Request, slug: str, *, drafts: Drafts) -> Story | None:
+    """The story ``slug`` if this request may see it, else None."""
+    show = drafts == "always" or (drafts == "logged_in" and await policy.sees_drafts(request))
+    async with get_liveblog(request).db.session() as session:
+        return await store.visible_story(session, slug, drafts=show)
+
+
+async def story_or_404(
+    request: Request, *, drafts: Drafts, message: str = "No such story."
+) -> Story:
+    """The story named by the path's ``{slug}``, or 404 (JSON under /api/)."""
+    story = await find_story(request, request.path_params["slug"], drafts=drafts)
+    if story is None:
+        raise HTTPException(404, message)
+    return story
+
+
+# --- query parameters ----------------------------------------------------------------
+
+MAX_DIGITS = 18  # any larger number is past every database's integers
+ChoiceT = TypeVar("ChoiceT", bound=str)
+
+
+class BadParameter(HTTPException):
+    """A query parameter that cannot be used: 400, with a message that names it (JSON
+    under /api/; pages that answer errors their own way catch it and use ``detail``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)
+
+
+@overload
+def int_param(
+    request: Request, name: str, *, default: int, minimum: int = 0, maximum: int | None = None
+) -> int: ...
+@overload
+def int_param(
+    request: Request,
+    name: str,
+    *,
+    default: None = None,
+    minimum: int = 0,
+    maximum: int | None = None,
+) -> int | None: ...
+def int_param(
+    request: Request,
+    name: str,
+    *,
+    default: int | None = None,
+    minimum: int = 0,
+    maximum: int | None = None,
+) -> int | None:
+    """``?name=`` as a whole number from ``minimum`` to ``maximum`` (digits only: no sign,
+    point or exponent); ``default`` when it is missing or empty; BadParameter otherwise."""
+    raw = request.query_params.get(name, "")
+    if raw == "":
+        return default
+    if raw.isascii() and raw.isdigit() and len(raw) <= MAX_DIGITS:
+        value = int(raw)
+        if value >= minimum and (maximum is None or value <= maximum):
+            return value
+    if maximum is None:
+        limit = f"at most {MAX_DIGITS} digits"
+        raise BadParameter(f"'{name}' must be a whole number from {minimum} up ({limit})")
+    raise BadParameter(f"'{name}' must be a whole number from {minimum} to {maximum}")
+
+
+def choice_param(request: Request, name: str, choices: tuple[ChoiceT, ...]) -> ChoiceT | None:
+    """``?name=`` if it is one of ``choices``; None when it is missing or empty;
+    BadParameter otherwise."""
+    raw = request.query_params.get(name, "")
+    if raw == "":
+        return None
+    for choice in choices:
+        if raw == choice:
+            return choice
+    raise BadParameter(f"'{name}' must be one of: {', '.join(choices)}")

@@ -11,12 +11,13 @@ from typing import Any
 from urllib.parse import quote
 
 from pydantic import ValidationError
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from liveblog import auth, store
+from liveblog import auth, policy, store, urls
 from liveblog.media import DecodersBusy, ImageRejected
 from liveblog.models import (
     IMAGE_FIELDS,
@@ -29,8 +30,8 @@ from liveblog.models import (
     story_public,
     update_public,
 )
+from liveblog.ratelimit import client_address
 from liveblog.state import get_liveblog
-from liveblog.streamcap import client_address
 from liveblog.views.common import (
     checked_form,
     current_user,
@@ -38,7 +39,7 @@ from liveblog.views.common import (
     form_str,
     redirect,
     render,
-    require_user,
+    story_or_404,
     wants_json,
 )
 from liveblog.views.uploads import image_form_values
@@ -62,11 +63,35 @@ def _failure(exc: Exception) -> tuple[int, dict[str, str]]:
     return 422, {}
 
 
-def _safe_next(value: str) -> str:
+def _update_fields(form: FormData) -> dict[str, Any]:
+    """The compose and edit forms' fields but the image (``image_form_values``)."""
+    return {
+        "body": form_str(form, "body"),
+        "headline": form_str(form, "headline"),
+        "key_event": form_bool(form, "key_event"),
+        "pinned": form_bool(form, "pinned"),
+    }
+
+
+def _safe_next(request: Request, value: str) -> str:
     # Only same-site paths: "//evil.example" and "/\\evil" are other sites to a browser.
     if value.startswith("/") and not value.startswith(("//", "/\\")):
         return value
-    return "/desk"
+    return urls.path(request, "desk_home")
+
+
+def _to_story_desk(request: Request, story: Story, *, update_id: int | None = None) -> Response:
+    """Back to the story's desk (at one update) once a form without JavaScript worked."""
+    desk = urls.path(request, "story_desk_page", slug=story.slug)
+    return redirect(desk if update_id is None else f"{desk}#update-{update_id}")
+
+
+def _done(request: Request, story: Story, *, update_id: int | None = None) -> Response:
+    """The answer to a change of one update that worked: ``{"ok": true}`` to the desk
+    script, the story's desk to a browser without JavaScript."""
+    if wants_json(request):
+        return JSONResponse({"ok": True})
+    return _to_story_desk(request, story, update_id=update_id)
 
 
 # --- login ---------------------------------------------------------------------------
@@ -74,7 +99,7 @@ def _safe_next(value: str) -> str:
 
 async def login_form(request: Request) -> Response:
     if await current_user(request) is not None:
-        return redirect("/desk")
+        return redirect(urls.path(request, "desk_home"))
     return await render(request, "desk/login.html", {"next": request.query_params.get("next", "")})
 
 
@@ -82,7 +107,7 @@ async def login(request: Request) -> Response:
     liveblog = get_liveblog(request)
     form = await checked_form(request)
     username = form_str(form, "username")
-    next_path = _safe_next(form_str(form, "next"))
+    next_path = _safe_next(request, form_str(form, "next"))
     # Counted before the password is checked (see liveblog/ratelimit.py); the answer
     # is the same for real and unknown usernames.
     wait = await liveblog.login_throttle.attempt(username, client_address(request.scope))
@@ -145,7 +170,7 @@ async def logout(request: Request) -> Response:
     if token:
         async with get_liveblog(request).db.transaction() as session:
             await auth.end_login(session, token)
-    response = redirect("/")
+    response = redirect(urls.path(request, "home"))
     response.delete_cookie(auth.SESSION_COOKIE, path="/")
     return response
 
@@ -154,16 +179,28 @@ async def logout(request: Request) -> Response:
 
 
 async def desk_home(request: Request) -> Response:
-    await require_user(request)
+    return await _desk_home(request)
+
+
+async def _desk_home(
+    request: Request,
+    *,
+    values: dict[str, str] | None = None,
+    errors: list[str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    """Every story, with who created it, and the new-story form (``values``: as typed)."""
     async with get_liveblog(request).db.session() as session:
         stories = await store.list_stories(
             session, statuses=[StoryStatus.live, StoryStatus.draft, StoryStatus.ended], limit=200
         )
-    return await render(request, "desk/home.html", {"stories": stories, "values": {}})
+        creators = await store.usernames(session, [story.created_by_id for story in stories])
+    context = {"stories": stories, "creators": creators, "errors": errors, "values": values or {}}
+    return await render(request, "desk/home.html", context, status_code=status_code)
 
 
 async def create_story(request: Request) -> Response:
-    user = await require_user(request)
+    user = policy.actor(request)
     form = await checked_form(request)
     values = {name: form_str(form, name) for name in ("title", "summary", "slug", "status")}
     values["breaking"] = "on" if form_bool(form, "breaking") else ""
@@ -178,25 +215,13 @@ async def create_story(request: Request) -> Response:
         story = await get_liveblog(request).newsroom.create_story(data, actor=user)
     except (ValidationError, ValueError, store.Conflict) as exc:
         errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
-        async with get_liveblog(request).db.session() as session:
-            stories = await store.list_stories(
-                session, statuses=[StoryStatus.live, StoryStatus.draft, StoryStatus.ended]
-            )
-        return await render(
-            request,
-            "desk/home.html",
-            {"stories": stories, "errors": errors, "values": values},
-            status_code=409 if isinstance(exc, store.Conflict) else 422,
-        )
-    return redirect(f"/desk/stories/{story.slug}")
+        status = 409 if isinstance(exc, store.Conflict) else 422
+        return await _desk_home(request, values=values, errors=errors, status_code=status)
+    return _to_story_desk(request, story)
 
 
 async def _desk_story(request: Request) -> Story:
-    async with get_liveblog(request).db.session() as session:
-        story = await store.get_story(session, request.path_params["slug"])
-    if story is None:
-        raise HTTPException(404, "No such story.")
-    return story
+    return await story_or_404(request, drafts="always")
 
 
 async def story_desk(
@@ -208,7 +233,6 @@ async def story_desk(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    await require_user(request)
     liveblog = get_liveblog(request)
     story = await _desk_story(request)
     async with liveblog.db.session() as session:
@@ -240,7 +264,7 @@ async def story_desk_page(request: Request) -> Response:
 
 
 async def change_story(request: Request) -> Response:
-    user = await require_user(request)
+    user = policy.actor(request)
     story = await _desk_story(request)
     form = await checked_form(request)
     try:
@@ -258,19 +282,14 @@ async def change_story(request: Request) -> Response:
     story = await get_liveblog(request).newsroom.change_story(story.slug, patch, actor=user)
     if wants_json(request):
         return JSONResponse(story_public(story))
-    return redirect(f"/desk/stories/{story.slug}")
+    return _to_story_desk(request, story)
 
 
 async def post_update(request: Request) -> Response:
-    user = await require_user(request)
+    user = policy.actor(request)
     story = await _desk_story(request)
     form = await checked_form(request)
-    values = {
-        "body": form_str(form, "body"),
-        "headline": form_str(form, "headline"),
-        "key_event": form_bool(form, "key_event"),
-        "pinned": form_bool(form, "pinned"),
-    }
+    values = _update_fields(form)
     try:
         values.update(await image_form_values(request, form))
         data = UpdateCreate.model_validate(values)
@@ -290,14 +309,13 @@ async def post_update(request: Request) -> Response:
         )
     if wants_json(request):
         return JSONResponse(update_public(update, user), status_code=201)
-    return redirect(f"/desk/stories/{story.slug}#update-{update.id}")
+    return _to_story_desk(request, story, update_id=update.id)
 
 
 # --- one update ----------------------------------------------------------------------
 
 
 async def edit_update_form(request: Request) -> Response:
-    await require_user(request)
     story = await _desk_story(request)
     async with get_liveblog(request).db.session() as session:
         update = await store.get_update(session, story, request.path_params["update_id"])
@@ -316,16 +334,11 @@ async def edit_update_form(request: Request) -> Response:
 
 
 async def edit_update(request: Request) -> Response:
-    user = await require_user(request)
+    user = policy.actor(request)
     story = await _desk_story(request)
     form = await checked_form(request)
     update_id: int = request.path_params["update_id"]
-    values = {
-        "body": form_str(form, "body"),
-        "headline": form_str(form, "headline"),
-        "key_event": form_bool(form, "key_event"),
-        "pinned": form_bool(form, "pinned"),
-    }
+    values = _update_fields(form)
     try:
         async with get_liveblog(request).db.session() as session:
             current = await store.get_update(session, story, update_id)
@@ -349,13 +362,11 @@ async def edit_update(request: Request) -> Response:
             status_code=status,
             headers=headers,
         )
-    if wants_json(request):
-        return JSONResponse({"ok": True})
-    return redirect(f"/desk/stories/{story.slug}#update-{update_id}")
+    return _done(request, story, update_id=update_id)
 
 
 async def delete_update(request: Request) -> Response:
-    user = await require_user(request)
+    user = policy.actor(request)
     story = await _desk_story(request)
     await checked_form(request)
     try:
@@ -364,13 +375,11 @@ async def delete_update(request: Request) -> Response:
         )
     except store.NotFound:
         raise HTTPException(404, "No such update.") from None
-    if wants_json(request):
-        return JSONResponse({"ok": True})
-    return redirect(f"/desk/stories/{story.slug}")
+    return _done(request, story)
 
 
 async def pin_update(request: Request) -> Response:
-    user = await require_user(request)
+    user = policy.actor(request)
     story = await _desk_story(request)
     form = await checked_form(request)
     patch = UpdatePatch(pinned=form_bool(form, "pinned"))
@@ -382,13 +391,11 @@ async def pin_update(request: Request) -> Response:
         raise HTTPException(404, "No such update.") from None
     except store.Conflict as exc:
         raise HTTPException(409, str(exc)) from None
-    if wants_json(request):
-        return JSONResponse({"ok": True})
-    return redirect(f"/desk/stories/{story.slug}")
+    return _done(request, story)
 
 
-def login_url(next_path: str) -> str:
-    return "/login?next=" + quote(next_path, safe="/")
+def login_url(request: Request, next_path: str) -> str:
+    return urls.path(request, "login_form") + "?next=" + quote(next_path, safe="/")
 
 
 _UPDATE = "/desk/stories/{slug}/updates/{update_id:int}"

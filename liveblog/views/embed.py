@@ -17,8 +17,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from liveblog import caching, embedding, store
-from liveblog.models import Story, StoryStatus, iso, story_public
+from liveblog.models import Story, iso, story_public
 from liveblog.state import get_liveblog
+from liveblog.views.common import BadParameter, choice_param, find_story, int_param
 
 MAX_LIMIT = 50
 ORDERS = ("newest", "oldest")
@@ -36,10 +37,6 @@ EMBED_CSP = (
 )
 
 
-class BadParameter(Exception):
-    pass
-
-
 def _json_error(status: int, message: str) -> JSONResponse:
     return JSONResponse(
         {"error": message}, status_code=status, headers={"Cache-Control": "no-store"}
@@ -47,27 +44,18 @@ def _json_error(status: int, message: str) -> JSONResponse:
 
 
 async def _public_story(request: Request, slug: str) -> Story | None:
-    async with get_liveblog(request).db.session() as session:
-        story = await store.get_story(session, slug)
-    if story is None or story.status == StoryStatus.draft:
-        return None
-    return story
+    return await find_story(request, slug, drafts="never")
 
 
-def _int_param(request: Request, name: str, default: int, *, low: int, high: int) -> int:
-    raw = request.query_params.get(name, "")
-    if raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6 or not low <= int(raw) <= high:
-        raise BadParameter(f"'{name}' must be a whole number from {low} to {high}")
-    return int(raw)
+def _limit(request: Request) -> int:
+    return int_param(
+        request, "limit", default=embedding.DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT
+    )
 
 
-def _choice_param(request: Request, name: str, choices: tuple[str, ...]) -> str:
-    raw = request.query_params.get(name, "") or choices[0]
-    if raw not in choices:
-        raise BadParameter(f"'{name}' must be one of: {', '.join(choices)}")
-    return raw
+def _choice(request: Request, name: str, choices: tuple[str, ...]) -> str:
+    """``?name=``, the first of ``choices`` when it is not given."""
+    return choice_param(request, name, choices) or choices[0]
 
 
 # --- the widget's first render -------------------------------------------------------
@@ -80,10 +68,10 @@ async def story_snapshot(request: Request) -> Response:
     answer carries the ``last_seq`` it was read at, which the widget hands to the stream.
     """
     try:
-        limit = _int_param(request, "limit", embedding.DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
-        order = _choice_param(request, "order", ORDERS)
+        limit = _limit(request)
+        order = _choice(request, "order", ORDERS)
     except BadParameter as exc:
-        return _json_error(400, str(exc))
+        return _json_error(400, exc.detail)
     story = await _public_story(request, request.path_params["slug"])
     if story is None:
         return _json_error(404, "no such story")
@@ -131,17 +119,14 @@ async def story_snapshot(request: Request) -> Response:
 
 async def embed_page(request: Request) -> Response:
     """``GET /embed/{slug}``: the widget on a page of its own, made to be framed."""
-    try:
-        limit = _int_param(request, "limit", embedding.DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
-        order = _choice_param(request, "order", ORDERS)
-        theme = _choice_param(request, "theme", THEMES)
-    except BadParameter as exc:
-        raise HTTPException(400, str(exc)) from None
+    limit = _limit(request)  # a bad parameter: BadParameter, a 400 page
+    order = _choice(request, "order", ORDERS)
+    theme = _choice(request, "theme", THEMES)
     story = await _public_story(request, request.path_params["slug"])
     if story is None:
         raise HTTPException(404, "No such story.")
     liveblog = get_liveblog(request)
-    html = liveblog.templates.get_template("embed.html").render(
+    html = liveblog.renderer.templates.get_template("embed.html").render(
         story=story,
         story_url=embedding.story_url(request, story.slug),
         site_url=embedding.site_url(request),
@@ -169,10 +154,10 @@ async def oembed(request: Request) -> Response:
         return _json_error(400, "give the story's address as 'url'")
     try:
         parts = urlsplit(url)
-        max_width = _int_param(request, "maxwidth", 0, low=1, high=100_000) or None
-        max_height = _int_param(request, "maxheight", 0, low=1, high=100_000) or None
+        max_width = int_param(request, "maxwidth", minimum=1, maximum=100_000)
+        max_height = int_param(request, "maxheight", minimum=1, maximum=100_000)
     except (BadParameter, ValueError) as exc:
-        return _json_error(400, str(exc) if isinstance(exc, BadParameter) else "bad 'url'")
+        return _json_error(400, exc.detail if isinstance(exc, BadParameter) else "bad 'url'")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return _json_error(400, "'url' must be an absolute http(s) address")
     site = urlsplit(embedding.site_url(request))
@@ -194,7 +179,7 @@ async def oembed(request: Request) -> Response:
         "type": "rich",
         "title": story.title,
         "provider_name": "liveblog",
-        "provider_url": embedding.site_url(request) + "/",
+        "provider_url": embedding.site_address(request, "home"),
         "html": html,
         "width": width,
         "height": height,

@@ -9,20 +9,15 @@ from starlette.routing import Route
 
 from liveblog import revisions, store
 from liveblog.state import get_liveblog
-from liveblog.views.common import render, require_user
+from liveblog.views.common import render, story_or_404
 
 
 async def update_history(request: Request) -> Response:
-    await require_user(request)
     liveblog = get_liveblog(request)
+    story = await story_or_404(request, drafts="always", message="No such update.")
     async with liveblog.db.session() as session:
-        story = await store.get_story(session, request.path_params["slug"])
-        update = (
-            None
-            if story is None
-            else await store.get_update(session, story, request.path_params["update_id"])
-        )
-        if story is None or update is None:
+        update = await store.get_update(session, story, request.path_params["update_id"])
+        if update is None:
             raise HTTPException(404, "No such update.")
         versions = await revisions.history(session, update)
     # Earlier bodies are shown as readers saw them: Markdown through the same sanitizer.

@@ -11,25 +11,12 @@ from liveblog import caching, feed, seo, store
 from liveblog.models import Story, StoryStatus, iso
 from liveblog.state import get_liveblog
 from liveblog.store import Order
-from liveblog.views.common import current_user, render
+from liveblog.views.common import choice_param, current_user, int_param, render, story_or_404
 
 
 async def _visible_story(request: Request) -> Story:
     """The story named in the path; drafts only for logged-in editors."""
-    async with get_liveblog(request).db.session() as session:
-        story = await store.get_story(session, request.path_params["slug"])
-    if story is None or (story.status == StoryStatus.draft and await current_user(request) is None):
-        raise HTTPException(404, "No such story.")
-    return story
-
-
-def _cursor(request: Request, name: str = "before") -> int | None:
-    raw = request.query_params.get(name, "")
-    if not raw:
-        return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise HTTPException(400, f"'{name}' must be an update number.")
-    return int(raw)
+    return await story_or_404(request, drafts="logged_in")
 
 
 async def home(request: Request) -> Response:
@@ -42,18 +29,12 @@ async def home(request: Request) -> Response:
 ORDER_COOKIE = "liveblog_order"
 ORDER_COOKIE_DAYS = 365
 LATEST_STORIES = 5
+ORDERS: tuple[Order, ...] = ("newest", "oldest")
 
 
 def _chosen_order(request: Request) -> Order | None:
     """The order the reader chose with this request (?order=), if any."""
-    raw = request.query_params.get("order", "")
-    if raw == "newest":
-        return "newest"
-    if raw == "oldest":
-        return "oldest"
-    if raw:
-        raise HTTPException(400, "'order' must be newest or oldest.")
-    return None
+    return choice_param(request, "order", ORDERS)
 
 
 def _remembered_order(request: Request) -> Order:
@@ -65,8 +46,8 @@ async def story_page(request: Request) -> Response:
     liveblog = get_liveblog(request)
     story = await _visible_story(request)
     assert story.id is not None
-    before = _cursor(request)
-    after = _cursor(request, "after")
+    before = int_param(request, "before")
+    after = int_param(request, "after")
     chosen = _chosen_order(request)
     order = chosen or _remembered_order(request)
     # A cursor decides the order: links to older/newer pages stay what they were.
@@ -128,8 +109,8 @@ async def story_page(request: Request) -> Response:
     # Live when this page is where new updates go: the top of the newest page, or the
     # bottom of the last oldest-first page.
     at_the_edge = first_page if order == "newest" else cursor is None
-    base = seo.base_url(request, liveblog.settings.base_url)
-    canonical = seo.absolute(base, f"/stories/{story.slug}")
+    site = seo.site(request, liveblog.settings.base_url)
+    canonical = site.page("story_page", slug=story.slug)
     if before is not None:
         canonical += f"?before={before}"
     elif after is not None:
@@ -150,12 +131,12 @@ async def story_page(request: Request) -> Response:
         "newer_cursor": cursor if order == "oldest" else None,
         "last_updated": last_updated,
         "latest_stories": [other for other in latest if other.id != story.id][:LATEST_STORIES],
-        "json_ld": seo.json_ld(seo.live_blog_posting(story, newest, base=base)),
+        "json_ld": seo.json_ld(seo.live_blog_posting(story, newest, site=site)),
         "meta": seo.PageMeta(
             canonical=canonical,
             title=story.title,
             description=story.summary or story.title,
-            image=seo.first_image(newest, base),
+            image=seo.first_image(newest, site),
             published=iso(started),
             modified=iso(last_updated or story.updated_at),
         ),
@@ -198,8 +179,7 @@ async def update_page(request: Request) -> Response:
     if update is None or author is None:
         raise HTTPException(404, "No such update.")
     html = liveblog.renderer.update_fragment(update, story, author)
-    base = seo.base_url(request, liveblog.settings.base_url)
-    url = f"/stories/{story.slug}/updates/{update.id}"
+    site = seo.site(request, liveblog.settings.base_url)
     context = {
         "story": story,
         "update": update,
@@ -210,15 +190,15 @@ async def update_page(request: Request) -> Response:
         "json_ld": seo.json_ld(
             {
                 "@context": "https://schema.org",
-                **seo.blog_posting(update, author, story=story, base=base),
-                "isPartOf": {"@id": seo.absolute(base, f"/stories/{story.slug}")},
+                **seo.blog_posting(update, author, story=story, site=site),
+                "isPartOf": {"@id": site.page("story_page", slug=story.slug)},
             }
         ),
         "meta": seo.PageMeta(
-            canonical=seo.absolute(base, url),
+            canonical=site.page("update_page", slug=story.slug, update_id=update.id),
             title=seo.update_headline(update),
             description=feed.first_words(seo.plain_text(update.body_html), 200),
-            image=seo.absolute(base, update.image_url) if update.image_url else None,
+            image=site.of(update.image_url) if update.image_url else None,
             published=iso(update.created_at),
             modified=iso(update.edited_at or update.created_at),
         ),
@@ -231,8 +211,7 @@ async def story_feed(request: Request) -> Response:
     story = await _visible_story(request)
     async with liveblog.db.session() as session:
         rows = await store.updates_page(session, story, limit=50)
-    base = liveblog.settings.base_url or str(request.base_url)
-    xml = feed.atom(story, rows, base_url=base)
+    xml = feed.atom(story, rows, site=seo.site(request, liveblog.settings.base_url))
     return Response(xml, media_type="application/atom+xml; charset=utf-8")
 
 

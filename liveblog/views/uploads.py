@@ -24,7 +24,7 @@ from liveblog.views.common import form_bool, form_str
 UPLOAD_PATHS = re.compile(r"/api/media|/desk/stories/[^/]+/updates(?:/[0-9]+/edit)?")
 
 
-@api_view(write=True)
+@api_view
 async def upload_image(request: Request, user: User) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in CONTENT_TYPES:

@@ -10,7 +10,8 @@ function controlsFor(id, pinned) {
   for (const el of controls.querySelectorAll("[href], [action]")) {
     for (const attr of ["href", "action"]) {
       const value = el.getAttribute(attr);
-      if (value) el.setAttribute(attr, value.replace("/updates/ID/", `/updates/${id}/`));
+      // The template's addresses are the server's, for update 0: this one's id goes in.
+      if (value) el.setAttribute(attr, value.replace("/updates/0/", `/updates/${id}/`));
     }
   }
   setPinControl(controls, pinned);

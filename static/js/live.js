@@ -16,7 +16,6 @@ export function startLiveTimeline(root, options = {}) {
   // and a look at every event once it is applied (key events box, times, announcements).
   const insert = options.insert || ((node) => timeline.prepend(node));
   const onApplied = options.onApplied || (() => {});
-  const slug = root.dataset.slug;
   const timeline = root.querySelector("[data-timeline]");
   const pinnedBox = root.querySelector("[data-pinned]");
   const pinnedSlot = root.querySelector("[data-pinned-slot]");
@@ -99,7 +98,7 @@ export function startLiveTimeline(root, options = {}) {
   };
 
   function connect() {
-    const url = `/stories/${encodeURIComponent(slug)}/events?last_event_id=${seq}`;
+    const url = `${root.dataset.events}?last_event_id=${seq}`; // the stream's address, from the page
     source = new EventSource(url);
     for (const kind of KINDS) {
       source.addEventListener(kind, (event) => {

@@ -91,7 +91,6 @@ function keyEventsBox(root, onOpen) {
   const box = root.querySelector("[data-key-events]");
   const list = root.querySelector("[data-key-events-list]");
   if (!box || !list) return () => {};
-  const slug = root.dataset.slug;
 
   list.addEventListener("click", (event) => {
     const link = event.target.closest("a");
@@ -108,7 +107,8 @@ function keyEventsBox(root, onOpen) {
     const item = document.createElement("li");
     item.dataset.keyEvent = data.id;
     const link = document.createElement("a");
-    link.href = `/stories/${encodeURIComponent(slug)}/updates/${data.id}`;
+    // The update's own page: the permalink the server rendered into the update.
+    link.href = fragment(data.html)?.querySelector(".update__time")?.getAttribute("href") || "";
     const time = document.createElement("time");
     time.dateTime = data.created_at;
     time.setAttribute("data-relative", "");

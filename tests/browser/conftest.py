@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.services import skip_unless_ci
+from tests.support import Editor, LiveServer, make_editor
 
 CHROMIUM = Path(os.environ.get("LIVEBLOG_CHROMIUM", "/usr/bin/chromium"))
 # Flags for a root user in a sandbox with no outside network: no sandbox, and none of
@@ -41,6 +42,13 @@ def browser() -> Iterator[Browser]:
         )
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def editor(server: LiveServer) -> Editor:
+    """An editor on the real server (the browser tests' ``server``)."""
+    editor: Editor = server.run(make_editor(server.app, "alice"))
+    return editor
 
 
 @pytest.fixture

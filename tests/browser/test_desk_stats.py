@@ -7,24 +7,21 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, expect
-from pydantic import SecretStr
 
 from liveblog.settings import Settings
-from tests.support import LiveServer, bearer, make_editor
+from tests.browser.desk import log_in_on_desk
+from tests.support import Editor, LiveServer, bearer, settings_for
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     # Reports every 0.2 s (the desk polls at most once a second).
-    return Settings(
-        data_dir=tmp_path,
-        secret_key=SecretStr("test-secret-key-not-for-production"),
-        presence_interval=0.2,
-    )
+    return settings_for(tmp_path, presence_interval=0.2)
 
 
-def test_desk_shows_readers_now_peak_and_views_live(server: LiveServer, browser: Browser) -> None:
-    editor = server.run(make_editor(server.app, "alice"))
+def test_desk_shows_readers_now_peak_and_views_live(
+    server: LiveServer, browser: Browser, editor: Editor
+) -> None:
     created = httpx.post(
         f"{server.url}/api/stories",
         json={"title": "Flood", "status": "live"},
@@ -33,10 +30,7 @@ def test_desk_shows_readers_now_peak_and_views_live(server: LiveServer, browser:
     assert created.status_code == 201
     desk_context = browser.new_context()
     desk = desk_context.new_page()
-    desk.goto(f"{server.url}/login?next=/desk/stories/flood")
-    desk.fill("input[name=username]", editor.username)
-    desk.fill("input[name=password]", editor.password)
-    desk.click("button[type=submit]")
+    log_in_on_desk(desk, server.url, editor.username, editor.password, "/desk/stories/flood")
     names = ("readers_now", "peak_readers", "page_views")
     stat = {name: desk.locator(f'[data-stat="{name}"]') for name in names}
     expect(stat["readers_now"]).to_have_text("1", timeout=5_000)  # the desk's own stream

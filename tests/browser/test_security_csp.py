@@ -12,6 +12,7 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from liveblog.models import Role
+from tests.browser.desk import log_in_on_desk
 from tests.support import PASSWORD, LiveServer, bearer, make_editor
 
 RECORD_VIOLATIONS = """
@@ -50,11 +51,7 @@ def test_pages_run_under_the_policy_without_violations(server: LiveServer, page:
 
     # The desk: log in through the form, post with the compose form (desk.js), look at
     # every desk page.
-    page.goto(f"{server.url}/login")
-    page.fill("input[name=username]", "ada")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{server.url}/desk")
+    log_in_on_desk(page, server.url, "ada", PASSWORD, "/desk")
     page.goto(f"{server.url}/desk/stories/storm")
     expect(page.locator("[data-live-status]")).to_contain_text("Live", timeout=5_000)
     page.fill("textarea[name=body]", "From the desk")

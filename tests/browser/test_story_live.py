@@ -3,34 +3,42 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support import LiveServer, bearer, make_editor
+from tests.browser.desk import log_in_on_desk
+from tests.support import Editor, LiveServer, bearer
 
 WITHIN = 2_000  # ms: an update must be visible this soon after the API answers
 
 
-def _story(server: LiveServer, token: str) -> str:
+@pytest.fixture
+def slug(server: LiveServer, editor: Editor) -> str:
+    """A live story by ``editor``."""
     response = httpx.post(
         f"{server.url}/api/stories",
         json={"title": "Harbour fire", "summary": "Crews at the docks.", "status": "live"},
-        headers=bearer(token),
+        headers=bearer(editor.token),
     )
     assert response.status_code == 201
     slug: str = response.json()["slug"]
     return slug
 
 
+@pytest.fixture
+def api(server: LiveServer, editor: Editor, slug: str) -> Iterator[httpx.Client]:
+    """The editor's API client, at the story's URL."""
+    base_url = f"{server.url}/api/stories/{slug}"
+    with httpx.Client(base_url=base_url, headers=bearer(editor.token)) as client:
+        yield client
+
+
 def test_reader_page_applies_updates_edits_deletes_pins_and_the_end(
-    server: LiveServer, page: Page, request: pytest.FixtureRequest
+    server: LiveServer, page: Page, editor: Editor, slug: str, api: httpx.Client
 ) -> None:
-    editor = server.run(make_editor(server.app, "alice"))
-    slug = _story(server, editor.token)
-    api = httpx.Client(base_url=f"{server.url}/api/stories/{slug}", headers=bearer(editor.token))
-    request.addfinalizer(api.close)
     first = api.post("/updates", json={"body": "Smoke seen over **pier 4**."}).json()
 
     page.goto(f"{server.url}/stories/{slug}")
@@ -73,12 +81,8 @@ def test_reader_page_applies_updates_edits_deletes_pins_and_the_end(
 
 
 def test_reader_page_catches_up_on_what_was_posted_before_it_connected(
-    server: LiveServer, page: Page, request: pytest.FixtureRequest
+    server: LiveServer, page: Page, slug: str, api: httpx.Client
 ) -> None:
-    editor = server.run(make_editor(server.app, "alice"))
-    slug = _story(server, editor.token)
-    api = httpx.Client(base_url=f"{server.url}/api/stories/{slug}", headers=bearer(editor.token))
-    request.addfinalizer(api.close)
     # Hold the page's stream back so the update lands between render and connect.
     page.route(re.compile(r".*/events\?.*"), lambda route: route.abort())
     page.goto(f"{server.url}/stories/{slug}")
@@ -88,16 +92,11 @@ def test_reader_page_catches_up_on_what_was_posted_before_it_connected(
     expect(page.locator(f"#update-{missed['id']}")).to_be_visible(timeout=10_000)
 
 
-def test_desk_posts_with_ctrl_enter_without_reloading(server: LiveServer, page: Page) -> None:
-    editor = server.run(make_editor(server.app, "alice"))
-    slug = _story(server, editor.token)
-    page.goto(f"{server.url}/desk/stories/{slug}")
-    page.fill("input[name=username]", editor.username)
-    page.fill("input[name=password]", editor.password)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{server.url}/desk/stories/{slug}")
-    # The URL changes before the scripts run; Ctrl+Enter needs desk.js listening.
-    page.wait_for_load_state("load")
+def test_desk_posts_with_ctrl_enter_without_reloading(
+    server: LiveServer, page: Page, editor: Editor, slug: str
+) -> None:
+    # Ctrl+Enter needs desk.js listening: the helper waits for the page to load.
+    log_in_on_desk(page, server.url, editor.username, editor.password, f"/desk/stories/{slug}")
 
     page.evaluate("window.__sameDocument = true")
     page.fill("[data-compose] input[name=headline]", "Road closed")
@@ -106,6 +105,13 @@ def test_desk_posts_with_ctrl_enter_without_reloading(server: LiveServer, page: 
     entry = page.locator("[data-desk-update] article", has_text="Dock Road is closed")
     expect(entry).to_be_visible(timeout=WITHIN)
     expect(entry.locator("xpath=..").locator(".desk-controls")).to_be_visible()
+    # Its controls are addressed to it: the server's addresses, with its id put in.
+    update_id = entry.get_attribute("data-update-id")
+    controls = entry.locator("xpath=..").locator(".desk-controls")
+    edit = f"/desk/stories/{slug}/updates/{update_id}/edit"
+    expect(controls.locator("a", has_text="Edit")).to_have_attribute("href", edit)
+    pin = f"/desk/stories/{slug}/updates/{update_id}/pin"
+    expect(controls.locator("form[data-desk-action]").first).to_have_attribute("action", pin)
     # No navigation happened, and the form is ready for the next update.
     assert page.evaluate("window.__sameDocument") is True
     expect(page.locator("[data-compose] textarea[name=body]")).to_have_value("")

@@ -23,7 +23,8 @@ from starlette.routing import Route
 
 from liveblog.app import create_app
 from liveblog.settings import Settings
-from tests.support import LiveServer, bearer, make_editor, run_server
+from tests.browser.desk import log_in_on_desk
+from tests.support import Editor, LiveServer, bearer, make_editor, run_server
 
 WITHIN = 2_000  # ms: an update must be visible this soon after it is posted
 
@@ -116,16 +117,22 @@ class Api:
         return seq
 
 
+@pytest.fixture
+def api(server: LiveServer, editor: Editor) -> Iterator[Api]:
+    """The editor's API client on ``server``."""
+    client = Api(server.url, editor.token)
+    yield client
+    client.http.close()
+
+
 def article(page: Page, slug: str, update_id: int) -> Any:
     # Playwright's CSS selectors pierce open shadow roots.
     return page.locator(f'live-blog[story="{slug}"] article[data-update-id="{update_id}"]')
 
 
 def test_two_widgets_on_another_origin_stay_live_with_posts_edits_and_deletes(
-    server: LiveServer, host: HostSite, page: Page, console_errors: list[str]
+    server: LiveServer, host: HostSite, page: Page, console_errors: list[str], api: Api
 ) -> None:
-    editor = server.run(make_editor(server.app, "alice"))
-    api = Api(server.url, editor.token)
     storm, match = api.story("Storm Aurelia"), api.story("Cup final")
     storm_first = api.post(storm, "Winds reach [100 km/h](/stories/x/updates/1).")
     match_first = api.post(match, "Teams are out.")
@@ -196,7 +203,6 @@ def test_two_widgets_on_another_origin_stay_live_with_posts_edits_and_deletes(
     api.http.delete(f"/api/stories/{match}/updates/{match_first}")
     expect(article(page, match, match_first)).to_have_count(0, timeout=WITHIN)
     expect(article(page, match, posted[match][1])).to_be_visible()
-    api.http.close()
     assert console_errors == []
 
 
@@ -238,14 +244,11 @@ host => {
 
 
 def test_hostile_host_page_css_does_not_change_the_widget(
-    server: LiveServer, host: HostSite, page: Page, tmp_path: Path
+    server: LiveServer, host: HostSite, page: Page, tmp_path: Path, api: Api
 ) -> None:
-    editor = server.run(make_editor(server.app, "alice"))
-    api = Api(server.url, editor.token)
     slug = api.story("Harbour fire")
     api.post(slug, "Crews **arrive** at [pier 4](/stories/x).", headline="Engines")
     api.post(slug, "> Stay indoors\n\n- one\n- two", key_event=True)
-    api.http.close()
     widget = f'<live-blog story="{slug}" src="{server.url}"></live-blog>'
     script = f"{server.url}/static/widget.js"
     plain = host.add("plain.html", widget, script_src=script)
@@ -345,10 +348,8 @@ def test_widget_catches_up_on_everything_posted_while_its_stream_was_down(
 
 
 def test_iframe_embed_fits_its_content_and_stays_live(
-    server: LiveServer, host: HostSite, page: Page
+    server: LiveServer, host: HostSite, page: Page, api: Api
 ) -> None:
-    editor = server.run(make_editor(server.app, "alice"))
-    api = Api(server.url, editor.token)
     slug = api.story("Marathon")
     first = api.post(slug, "Runners are off.")
     # The oEmbed answer's HTML is exactly what a consumer pastes into its page.
@@ -383,25 +384,16 @@ def test_iframe_embed_fits_its_content_and_stays_live(
     assert abs(grown - inner) <= 2
     # Links open outside the frame.
     assert frame.locator(".update__time").first.get_attribute("target") == "_blank"
-    api.http.close()
 
 
 def test_desk_copy_button_gives_a_snippet_that_works_on_another_site(
-    server: LiveServer, host: HostSite, page: Page
+    server: LiveServer, host: HostSite, page: Page, editor: Editor, api: Api
 ) -> None:
-    editor = server.run(make_editor(server.app, "alice"))
-    api = Api(server.url, editor.token)
     slug = api.story("Budget day")
     update_id = api.post(slug, "The speech begins.")
-    api.http.close()
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
-    page.goto(f"{server.url}/desk/stories/{slug}")
-    page.fill("input[name=username]", editor.username)
-    page.fill("input[name=password]", editor.password)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{server.url}/desk/stories/{slug}")
-    # The URL changes before the scripts run; the buttons need copy-snippet.js.
-    page.wait_for_load_state("load")
+    # The buttons need copy-snippet.js: the helper waits for the page to load.
+    log_in_on_desk(page, server.url, editor.username, editor.password, f"/desk/stories/{slug}")
 
     for kind in ("iframe", "widget"):
         page.click(f"[data-copy=embed-{kind}]")

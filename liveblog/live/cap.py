@@ -1,14 +1,15 @@
 """A cap on concurrent event streams per client address, as pure ASGI middleware
-around the stream endpoint (``liveblog.asgi`` serves streams outside the app's stack).
+around the stream endpoint (``liveblog.live.routing`` serves streams outside the app's
+stack).
 
 One reader needs one stream per open story; a client holding hundreds is a script
 trying to exhaust this process's connections and memory. Beyond the cap the stream
-request is answered ``429 Too Many Requests`` with ``Retry-After`` before the stream
-view runs. The count is per process (each worker guards its own connections).
+request is answered ``429 Too Many Requests`` with ``Retry-After`` before the endpoint
+runs. The count is per process (each worker guards its own connections).
 
-The address is the ASGI client address: behind a reverse proxy, run uvicorn with
-``--proxy-headers --forwarded-allow-ips=<proxy>`` so it is the reader's, not the
-proxy's. Carrier-grade NAT puts many readers behind one address: keep the cap generous.
+The address is ``liveblog.ratelimit.client_address``: behind a reverse proxy it is the
+reader's only if uvicorn trusts the proxy's headers. Carrier-grade NAT puts many
+readers behind one address: keep the cap generous.
 """
 
 from __future__ import annotations
@@ -18,12 +19,9 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from liveblog.ratelimit import client_address
+
 RETRY_AFTER_SECONDS = 10
-
-
-def client_address(scope: Scope) -> str:
-    client = scope.get("client")
-    return client[0] if client else "unknown"
 
 
 class StreamCap:
@@ -40,8 +38,8 @@ class StreamCap:
         self.open: Counter[str] = Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Only streams reach it (liveblog.asgi routes them here, and adds this layer
-        # only when a cap is set); a HEAD opens no stream.
+        # Only streams reach it (the routing sends them here, and adds this layer only
+        # when a cap is set); a HEAD opens no stream.
         if scope["method"] != "GET":
             await self.app(scope, receive, send)
             return

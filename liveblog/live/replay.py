@@ -13,8 +13,9 @@ took 1.8 GiB and every database connection, and an editor's post failed. Here:
   a page, read and encoded once, serves every reader who needs it: pages are kept in a
   shared cache bounded in bytes (``LIVEBLOG_REPLAY_CACHE_BYTES``), and readers asking
   for a page already being read wait for that one read.
-* **Reads wait in line.** Every read goes through ``Database.stream_session``: a few
-  connections of the stream path's own, never the editors'.
+* **Reads wait in line.** The log is read with the function the app hands over
+  (``liveblog.loaders``), on ``Database.stream_session``: a few connections of the
+  stream path's own, never the editors'.
 * **Under the reader's own backpressure.** A page is written in pieces of at most
   ``PIECE`` bytes, each awaited: a reader that stops reading holds one piece in its
   socket's buffer, not the story, and is dropped after the send timeout.
@@ -25,11 +26,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from liveblog import events, store
-from liveblog.db import Database
 from liveblog.events import Frame
 from liveblog.hub import Hub
 
@@ -39,6 +38,8 @@ PAGE = 256  # events per page of the log
 PIECE = 64 * 1024  # bytes per write to a replaying reader
 
 PageKey = tuple[int, int, int]  # story id, page number, newest seq in it
+# The frames of a story's events after ``after`` and before ``before``, from the log.
+LoadFrames = Callable[[int, int, int], Awaitable[list[Frame]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +113,9 @@ def frame_pieces(frames: Iterable[Frame]) -> Iterator[bytes]:
 
 
 class Replays:
-    def __init__(self, db: Database, hub: Hub, *, cache_bytes: int) -> None:
-        self.db = db
+    def __init__(self, hub: Hub, load_frames: LoadFrames, *, cache_bytes: int) -> None:
         self.hub = hub
+        self._load_frames = load_frames
         self.cache_bytes = cache_bytes
         self._pages: OrderedDict[PageKey, Page] = OrderedDict()
         self._cached_bytes = 0
@@ -175,12 +176,9 @@ class Replays:
     async def _read(self, key: PageKey) -> Page:
         story_id, number, newest = key
         first = number * PAGE + 1
-        async with self.db.stream_session() as session:
-            found = await store.events_after(
-                session, story_id, first - 1, before=newest + 1, limit=PAGE
-            )
+        frames = await self._load_frames(story_id, first - 1, newest + 1)  # PAGE at most
         self.page_reads += 1
-        page = _page(story_id, first, [events.encode(event) for event in found])
+        page = _page(story_id, first, frames)
         if page.first == first and page.last == newest:  # whole: the log has no gaps
             self._keep(key, page)
         return page
@@ -198,7 +196,5 @@ class Replays:
     def summary(self) -> str:
         return (
             f"stream replays: {self.from_memory} from memory, {self.from_pages} from the log "
-            f"({self.page_reads} page reads, {self.page_hits} shared or cached); "
-            f"{self.db.stream_waits} stream reads waited for a database connection "
-            f"(longest {self.db.stream_longest_wait * 1000:.0f} ms)"
+            f"({self.page_reads} page reads, {self.page_hits} shared or cached)"
         )
