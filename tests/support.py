@@ -163,6 +163,9 @@ def run_server(
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
+        if thread.is_alive():  # say what holds it, rather than fail closing a running loop
+            running = ", ".join(repr(task) for task in asyncio.all_tasks(loop))
+            raise RuntimeError(f"the test server did not stop within 15 s; running: {running}")
         loop.close()
 
 

@@ -49,6 +49,7 @@ class Streams(Protocol):
 
     def forget(self, stream: EventStream) -> None: ...
 
+
 # Pushed into an idle stream's subscription like a frame, so it is written in order with
 # the frames; seq 0 is never an event's.
 HEARTBEAT = Frame(story_id=0, seq=0, closes=False, data=b": heartbeat\n\n")
