@@ -43,7 +43,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from liveblog import auth, store
-from liveblog.models import Role, User
+from liveblog.models import Role, StoryStatus, User
 from liveblog.state import get_liveblog
 
 # --- permissions ---------------------------------------------------------------------
@@ -178,8 +178,8 @@ def desk(permission: Permission, *, view_checks: Permission | None = None) -> Ru
     return Rule(permission, Via.SESSION, view_checks)
 
 
-def api(permission: Permission) -> Rule:
-    return Rule(permission, Via.TOKEN)
+def api(permission: Permission, *, view_checks: Permission | None = None) -> Rule:
+    return Rule(permission, Via.TOKEN, view_checks)
 
 
 ROUTES: dict[str, Rule] = {
@@ -201,17 +201,17 @@ ROUTES: dict[str, Rule] = {
     "login": PUBLIC,
     "logout": PUBLIC,
     # The desk (a browser's login).
-    "desk_home": desk(_P.USE_DESK),
-    "story_desk_page": desk(_P.USE_DESK),
-    "story_stats": desk(_P.USE_DESK),
-    "edit_update_form": desk(_P.USE_DESK),
-    "update_history": desk(_P.USE_DESK),
+    "desk_home": desk(_P.USE_DESK, view_checks=_P.READ_DRAFTS),
+    "story_desk_page": desk(_P.USE_DESK, view_checks=_P.READ_DRAFTS),
+    "story_stats": desk(_P.USE_DESK, view_checks=_P.READ_DRAFTS),
+    "edit_update_form": desk(_P.USE_DESK, view_checks=_P.READ_DRAFTS),
+    "update_history": desk(_P.USE_DESK, view_checks=_P.READ_DRAFTS),
     "create_story": desk(_P.MANAGE_STORIES),
-    "change_story": desk(_P.MANAGE_STORIES),
-    "post_update": desk(_P.WRITE_UPDATES),
-    "edit_update": desk(_P.WRITE_UPDATES),
-    "delete_update": desk(_P.WRITE_UPDATES),
-    "pin_update": desk(_P.WRITE_UPDATES),
+    "change_story": desk(_P.MANAGE_STORIES, view_checks=_P.READ_DRAFTS),
+    "post_update": desk(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
+    "edit_update": desk(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
+    "delete_update": desk(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
+    "pin_update": desk(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
     "tokens_index": desk(_P.MANAGE_OWN_TOKENS, view_checks=_P.MANAGE_ALL_TOKENS),
     "create_token": desk(_P.MANAGE_OWN_TOKENS),
     "revoke_token": desk(_P.MANAGE_OWN_TOKENS, view_checks=_P.MANAGE_ALL_TOKENS),
@@ -226,10 +226,10 @@ ROUTES: dict[str, Rule] = {
     "api.list_updates": api(_P.READ_DRAFTS),
     "api.get_update": api(_P.READ_DRAFTS),
     "api.create_story": api(_P.MANAGE_STORIES),
-    "api.patch_story": api(_P.MANAGE_STORIES),
-    "api.post_update": api(_P.WRITE_UPDATES),
-    "api.patch_update": api(_P.WRITE_UPDATES),
-    "api.delete_update": api(_P.WRITE_UPDATES),
+    "api.patch_story": api(_P.MANAGE_STORIES, view_checks=_P.READ_DRAFTS),
+    "api.post_update": api(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
+    "api.patch_update": api(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
+    "api.delete_update": api(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
     "api.upload_image": api(_P.WRITE_UPDATES),
 }
 
@@ -308,6 +308,13 @@ def actor(request: Request) -> User:
     if user is None:
         raise RuntimeError(f"no policy check ran for {request.url.path}: see liveblog.policy")
     return user
+
+
+def story_statuses(user: User | None) -> list[StoryStatus]:
+    """The statuses of the stories ``user`` may see listed: drafts only with
+    ``read_drafts``."""
+    hidden = set() if allows(user, Permission.READ_DRAFTS) else {StoryStatus.draft}
+    return [status for status in StoryStatus if status not in hidden]
 
 
 async def sees_drafts(request: Request) -> bool:

@@ -129,6 +129,36 @@ async def test_the_table_decides(
     assert (await client.get("/api/stories", headers=bearer(editor.token))).status_code == 200
 
 
+@pytest.mark.anyio
+async def test_drafts_follow_read_drafts_on_the_desk_and_the_api(
+    client: httpx.AsyncClient, editor: Editor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A role that may use the desk and write but not read drafts (what a contributor
+    could be) sees no draft anywhere: not listed, not by its address, not to write to."""
+    auth = bearer(editor.token)
+    for slug, status in (("plans", "draft"), ("flood", "live")):
+        made = await client.post(
+            "/api/stories", json={"title": slug, "slug": slug, "status": status}, headers=auth
+        )
+        assert made.status_code == 201, made.text
+    await login(client, editor)
+    assert "/desk/stories/plans" in (await client.get("/desk")).text  # seen, before
+
+    without = ROLES[Role.editor] - {Permission.READ_DRAFTS}
+    monkeypatch.setitem(ROLES, Role.editor, without)
+    home = await client.get("/desk")
+    assert home.status_code == 200
+    assert "/desk/stories/plans" not in home.text
+    assert "/desk/stories/flood" in home.text
+    assert (await client.get("/desk/stories/plans")).status_code == 404
+    assert (await client.get("/desk/stories/flood")).status_code == 200
+    write = await client.post("/api/stories/plans/updates", json={"body": "Leaked?"}, headers=auth)
+    assert write.status_code == 404
+    wrote = await client.post("/api/stories/flood/updates", json={"body": "Fine."}, headers=auth)
+    assert wrote.status_code == 201
+    assert (await client.get("/stories/plans")).status_code == 404  # the reader page too
+
+
 # --- the docs ------------------------------------------------------------------------
 
 

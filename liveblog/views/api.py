@@ -22,7 +22,6 @@ from liveblog.models import (
     Story,
     StoryCreate,
     StoryPatch,
-    StoryStatus,
     UpdateCreate,
     UpdatePatch,
     User,
@@ -98,7 +97,7 @@ def api_view(
 
 async def _story_or_404(request: Request) -> Story:
     # Every token belongs to staff: drafts too. (A 404 here is JSON like any under /api/.)
-    return await story_or_404(request, drafts="always", message="no such story")
+    return await story_or_404(request, drafts="caller", message="no such story")
 
 
 async def _update_json(request: Request, story: Story, update_id: int) -> dict[str, Any]:
@@ -129,7 +128,7 @@ def _json(request: Request, tag: str, body: Any) -> JSONResponse:
 
 @api_view
 async def list_stories(request: Request, user: User) -> Response:
-    statuses = [StoryStatus.live, StoryStatus.draft, StoryStatus.ended]
+    statuses = policy.story_statuses(user)
     async with get_liveblog(request).db.session() as session:
         versions = await store.story_versions(session, statuses=statuses, limit=100)
         tag = caching.etag("api-stories", *(f"{sid}.{seq}" for sid, seq in versions))

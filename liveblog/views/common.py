@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from liveblog import auth, policy, store
-from liveblog.models import Story, User
+from liveblog.models import Story, StoryStatus, User
 from liveblog.state import Liveblog, get_liveblog
 
 
@@ -123,17 +123,26 @@ def form_bool(form: FormData, name: str) -> bool:
 
 # --- the story a path names ----------------------------------------------------------
 
-# Who sees a draft: "always" where the caller is staff already (the desk, the API),
-# "logged_in" on reader pages (only a logged-in editor), "never" in embeds (read across
-# sites without cookies: an embed must never be the way a draft leaks out).
-Drafts = Literal["always", "logged_in", "never"]
+# Who sees a draft (``liveblog.policy`` decides who holds ``read_drafts``): "caller" on
+# routes behind a check (the desk, the API), the caller it let in; "logged_in" on reader
+# pages, whoever is logged in on this browser; "never" in embeds (read across sites
+# without cookies: an embed must never be the way a draft leaks out).
+Drafts = Literal["caller", "logged_in", "never"]
 
 
 async def find_story(request: Request, slug: str, *, drafts: Drafts) -> Story | None:
     """The story ``slug`` if this request may see it, else None."""
-    show = drafts == "always" or (drafts == "logged_in" and await policy.sees_drafts(request))
+    if drafts == "caller":
+        show = policy.allows(policy.actor(request), policy.Permission.READ_DRAFTS)
+    else:
+        show = drafts == "logged_in"  # the login is looked up below, for a draft only
     async with get_liveblog(request).db.session() as session:
-        return await store.visible_story(session, slug, drafts=show)
+        story = await store.visible_story(session, slug, drafts=show)
+    if story is not None and story.status == StoryStatus.draft and drafts == "logged_in":
+        # After the story, not before: a feed fetched with a made-up cookie costs no
+        # login query unless the story is a draft.
+        return story if await policy.sees_drafts(request) else None
+    return story
 
 
 async def story_or_404(

@@ -192,7 +192,7 @@ async def _desk_home(
     """Every story, with who created it, and the new-story form (``values``: as typed)."""
     async with get_liveblog(request).db.session() as session:
         stories = await store.list_stories(
-            session, statuses=[StoryStatus.live, StoryStatus.draft, StoryStatus.ended], limit=200
+            session, statuses=policy.story_statuses(policy.actor(request)), limit=200
         )
         creators = await store.usernames(session, [story.created_by_id for story in stories])
     context = {"stories": stories, "creators": creators, "errors": errors, "values": values or {}}
@@ -221,7 +221,7 @@ async def create_story(request: Request) -> Response:
 
 
 async def _desk_story(request: Request) -> Story:
-    return await story_or_404(request, drafts="always")
+    return await story_or_404(request, drafts="caller")
 
 
 async def story_desk(

@@ -13,7 +13,7 @@ from liveblog.views.common import story_or_404
 
 
 async def story_stats(request: Request) -> Response:
-    story = await story_or_404(request, drafts="always")
+    story = await story_or_404(request, drafts="caller")
     stats = asdict(get_liveblog(request).stats.stats(story))
     return JSONResponse(stats, headers={"Cache-Control": "no-store"})
 

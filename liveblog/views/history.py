@@ -14,7 +14,7 @@ from liveblog.views.common import render, story_or_404
 
 async def update_history(request: Request) -> Response:
     liveblog = get_liveblog(request)
-    story = await story_or_404(request, drafts="always", message="No such update.")
+    story = await story_or_404(request, drafts="caller", message="No such update.")
     async with liveblog.db.session() as session:
         update = await store.get_update(session, story, request.path_params["update_id"])
         if update is None:

@@ -30,4 +30,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # On SQLite this is ALTER TABLE ... DROP COLUMN, which needs SQLite 3.35 (2021) or
+    # later; older ones refuse it, and the table copy batch mode would make fails as above.
     op.drop_column("story", "created_by_id")
