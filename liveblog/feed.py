@@ -6,6 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from liveblog.models import Story, Update, User, iso
+from liveblog.plaintext import plain_text
 from liveblog.urls import Absolute
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -41,7 +42,8 @@ def atom(story: Story, rows: list[tuple[Update, User]], *, site: Absolute) -> by
         url = site.page("update_page", slug=story.slug, update_id=update.id)
         entry = sub(root, "entry")
         sub(entry, "id", url)
-        sub(entry, "title", update.headline or first_words(update.body))
+        # The words readers see, not the Markdown source (``[link](...)``, raw tags).
+        sub(entry, "title", update.headline or first_words(plain_text(update.body_html)))
         sub(entry, "published", iso(update.created_at))
         sub(entry, "updated", iso(update.edited_at or update.created_at))
         sub(sub(entry, "author"), "name", author.display_name)

@@ -56,6 +56,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Role(StrEnum):
+    contributor = "contributor"
     editor = "editor"
     admin = "admin"
 
@@ -64,6 +65,17 @@ class StoryStatus(StrEnum):
     draft = "draft"
     live = "live"
     ended = "ended"
+
+
+class UpdateState(StrEnum):
+    """Where an update is on its way to readers (docs/newsroom.md). Readers only ever
+    see ``published`` ones."""
+
+    draft = "draft"  # private to its author
+    submitted = "submitted"  # waiting in the story's queue for an editor
+    published = "published"
+    returned = "returned"  # sent back to its author with a note
+    rejected = "rejected"
 
 
 class EventKind(StrEnum):
@@ -138,6 +150,24 @@ class Update(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     edited_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The newsroom workflow (migration 0004): only published updates reach readers.
+    state: UpdateState = Field(
+        default=UpdateState.published, sa_column_kwargs={"server_default": "published"}
+    )
+    # Bumped by every change to the update: the API's ETag / If-Match for edits.
+    version: int = Field(default=1, sa_column_kwargs={"server_default": text("1")})
+    # The editor's note when the update was returned to its author.
+    return_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class StoryTeam(SQLModel, table=True):
+    """Who is on a story's team: contributors write updates only on their stories."""
+
+    __tablename__ = "story_team"
+
+    story_id: int = Field(foreign_key="story.id", primary_key=True)
+    user_id: int = Field(foreign_key="user.id", primary_key=True, index=True)
+    added_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class UpdateRevision(SQLModel, table=True):
@@ -301,11 +331,20 @@ class UpdateCreate(_ImageInput):
     headline: str | None = InputField(default=None, max_length=MAX_HEADLINE)
     key_event: bool = False
     pinned: bool = False
+    # None: the caller's default (an editor publishes, a contributor submits).
+    state: UpdateState | None = None
 
     @field_validator("body")
     @classmethod
     def _body(cls, value: str) -> str:
         return _non_empty(value, "body")
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, value: UpdateState | None) -> UpdateState | None:
+        if value not in (None, UpdateState.draft, UpdateState.submitted, UpdateState.published):
+            raise ValueError("state must be draft, submitted or published")
+        return value
 
     @field_validator("headline")
     @classmethod
@@ -318,6 +357,15 @@ class UpdateCreate(_ImageInput):
         if parts and self.image_url is None:
             raise ValueError(f"{', '.join(parts)} given without an image_url")
         return self
+
+
+class ReturnNote(_Input):
+    note: str = InputField(max_length=MAX_SUMMARY)
+
+    @field_validator("note")
+    @classmethod
+    def _note(cls, value: str) -> str:
+        return _non_empty(value, "note")
 
 
 class UpdatePatch(_ImageInput):
@@ -384,4 +432,15 @@ def update_public(update: Update, author: User | None) -> dict[str, Any]:
             "width": update.image_width,
             "height": update.image_height,
         },
+    }
+
+
+def update_for_staff(update: Update, author: User | None) -> dict[str, Any]:
+    """An update as the API shows it to staff: the public fields and where it is in the
+    newsroom workflow (never in streams or embeds: readers only get published ones)."""
+    return {
+        **update_public(update, author),
+        "state": update.state.value,
+        "version": update.version,
+        "return_note": update.return_note,
     }

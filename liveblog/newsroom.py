@@ -63,24 +63,82 @@ class Newsroom:
         return await self._in_story(slug, change)
 
     async def post_update(
-        self, slug: str, data: UpdateCreate, *, author: User, created_at: datetime | None = None
+        self,
+        slug: str,
+        data: UpdateCreate,
+        *,
+        author: User,
+        created_at: datetime | None = None,
+        may_publish: bool = True,
     ) -> Update:
+        """``may_publish``: the author is an editor (see ``store.post_update``)."""
         post = partial(
             store.post_update,
             data=data,
             author=author,
             renderer=self.renderer,
             created_at=created_at,
+            may_publish=may_publish,
         )
         return await self._in_story(slug, post, pins=True)
 
     async def edit_update(
-        self, slug: str, update_id: int, patch: UpdatePatch, *, actor: User
+        self,
+        slug: str,
+        update_id: int,
+        patch: UpdatePatch,
+        *,
+        actor: User,
+        may_publish: bool = True,
+        expected_version: int | None = None,
     ) -> Update:
         edit = partial(
-            store.edit_update, update_id=update_id, patch=patch, actor=actor, renderer=self.renderer
+            store.edit_update,
+            update_id=update_id,
+            patch=patch,
+            actor=actor,
+            renderer=self.renderer,
+            may_publish=may_publish,
+            expected_version=expected_version,
         )
         return await self._in_story(slug, edit, pins=True)
+
+    async def move_update(
+        self,
+        slug: str,
+        update_id: int,
+        action: str,
+        *,
+        actor: User,
+        may_publish: bool,
+        note: str | None = None,
+        expected_version: int | None = None,
+    ) -> Update:
+        """Submit, publish, return or reject an update (``store.TRANSITIONS``); publishing
+        appends the ``update`` event readers get, published after the commit as always."""
+        move = partial(
+            store.move_update,
+            update_id=update_id,
+            action=action,
+            actor=actor,
+            renderer=self.renderer,
+            may_publish=may_publish,
+            note=note,
+            expected_version=expected_version,
+        )
+        return await self._in_story(slug, move)
+
+    async def set_team_member(self, slug: str, username: str, *, on: bool) -> bool:
+        """Put ``username`` on the story's team (``on``) or take them off; True if they
+        were added."""
+
+        async def change(session: AsyncSession, story: Story) -> tuple[bool, list[StoryEvent]]:
+            if on:
+                return await store.add_to_team(session, story=story, username=username), []
+            await store.remove_from_team(session, story=story, username=username)
+            return False, []
+
+        return await self._in_story(slug, change)
 
     async def delete_update(self, slug: str, update_id: int, *, actor: User) -> None:
         async def delete(session: AsyncSession, story: Story) -> tuple[None, list[StoryEvent]]:

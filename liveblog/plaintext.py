@@ -1,4 +1,4 @@
-"""Which characters a stored text may hold.
+"""Which characters a stored text may hold, and the plain text of rendered HTML.
 
 Control characters other than tab and line breaks have no place in a headline or a
 name, break the Atom feed (XML 1.0 forbids them) and, for NUL, PostgreSQL refuses
@@ -8,6 +8,7 @@ what is stored is exactly what the editor sent.
 
 from __future__ import annotations
 
+import html
 import re
 
 # C0 controls except tab, LF and CR; the two non-characters XML also forbids.
@@ -28,3 +29,17 @@ def check_plain_text(value: str, what: str) -> str:
     if problem is not None:
         raise ValueError(f"{what} contains a character that is not allowed ({problem})")
     return value
+
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def plain_text(body_html: str) -> str:
+    """The text of sanitized update HTML (ours: no scripts or comments to worry about).
+
+    What every machine output that wants an update's words takes (JSON-LD, meta
+    descriptions, Atom titles): the rendered HTML, never the Markdown source, so that
+    ``[link](https://example.com) & <b>raw</b>`` reads ``link & <b>raw</b>``, as on the
+    page (the renderer shows raw HTML in the source as text).
+    """
+    return " ".join(html.unescape(_TAG.sub(" ", body_html)).split())

@@ -54,6 +54,7 @@ class Permission(StrEnum):
     READ_DRAFTS = "read_drafts"
     USE_DESK = "use_desk"
     MANAGE_STORIES = "manage_stories"
+    SUBMIT_UPDATES = "submit_updates"
     WRITE_UPDATES = "write_updates"
     MANAGE_OWN_TOKENS = "manage_own_tokens"
     MANAGE_ALL_TOKENS = "manage_all_tokens"
@@ -85,12 +86,21 @@ PERMISSIONS: dict[Permission, About] = {
         refusal="You may not use the desk.",
     ),
     Permission.MANAGE_STORIES: About(
-        "create stories; change a story's title, summary, status, breaking flag",
+        "create stories; change a story's title, summary, status, breaking flag; "
+        "put contributors on a story's team and take them off",
         writes=True,
         refusal="You may not create or change stories.",
     ),
+    Permission.SUBMIT_UPDATES: About(
+        "write updates through the API and submit them to an editor; alone (a "
+        "contributor), only one's own, only on the stories whose team one is on, and "
+        "never published",
+        writes=True,
+        refusal="You may not write updates.",
+    ),
     Permission.WRITE_UPDATES: About(
-        "post, edit, pin and delete updates; upload images",
+        "post (published at once), edit, pin and delete any update; publish, return and "
+        "reject submitted ones; upload images",
         writes=True,
         refusal="You may not write updates.",
     ),
@@ -119,12 +129,19 @@ EVERYONE: frozenset[Permission] = frozenset({Permission.READ_PUBLIC})
 
 _P = Permission
 ROLES: dict[Role, frozenset[Permission]] = {
+    # Contributors see no draft story, except through the API on the stories whose
+    # team they are on (liveblog/views/api.py); docs/newsroom.md.
+    Role.contributor: frozenset({_P.SUBMIT_UPDATES, _P.MANAGE_OWN_TOKENS}),
     Role.editor: frozenset(
-        {_P.READ_DRAFTS, _P.USE_DESK, _P.MANAGE_STORIES, _P.WRITE_UPDATES, _P.MANAGE_OWN_TOKENS}
+        {
+            *(_P.READ_DRAFTS, _P.USE_DESK, _P.MANAGE_STORIES, _P.SUBMIT_UPDATES),
+            *(_P.WRITE_UPDATES, _P.MANAGE_OWN_TOKENS),
+        }
     ),
     Role.admin: frozenset(
         {
-            *(_P.READ_DRAFTS, _P.USE_DESK, _P.MANAGE_STORIES, _P.WRITE_UPDATES),
+            *(_P.READ_DRAFTS, _P.USE_DESK, _P.MANAGE_STORIES, _P.SUBMIT_UPDATES),
+            _P.WRITE_UPDATES,
             *(_P.MANAGE_OWN_TOKENS, _P.MANAGE_ALL_TOKENS, _P.MANAGE_USERS),
         }
     ),
@@ -227,10 +244,17 @@ ROUTES: dict[str, Rule] = {
     "api.get_update": api(_P.READ_DRAFTS),
     "api.create_story": api(_P.MANAGE_STORIES),
     "api.patch_story": api(_P.MANAGE_STORIES, view_checks=_P.READ_DRAFTS),
-    "api.post_update": api(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
-    "api.patch_update": api(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
+    # Contributors too: only their own updates, on their stories, never published.
+    "api.post_update": api(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
+    "api.patch_update": api(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
+    "api.submit_update": api(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
     "api.delete_update": api(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
+    "api.publish_update": api(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
+    "api.return_update": api(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
+    "api.reject_update": api(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
     "api.upload_image": api(_P.WRITE_UPDATES),
+    "api.add_team_member": api(_P.MANAGE_STORIES, view_checks=_P.READ_DRAFTS),
+    "api.remove_team_member": api(_P.MANAGE_STORIES, view_checks=_P.READ_DRAFTS),
 }
 
 

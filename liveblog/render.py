@@ -84,7 +84,10 @@ def sanitize(html: str) -> str:
 
 
 def _isoformat(moment: datetime | None) -> str:
-    return "" if moment is None else moment.astimezone(UTC).isoformat()
+    # HTML's <time datetime> allows at most three digits of a second's fraction.
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def _clock(moment: datetime | None) -> str:

@@ -9,9 +9,7 @@ string can close the element early.
 
 from __future__ import annotations
 
-import html
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +18,10 @@ from starlette.requests import Request
 
 from liveblog.feed import first_words
 from liveblog.models import Story, StoryStatus, Update, User, iso
+from liveblog.plaintext import plain_text
 from liveblog.urls import Absolute
 
 HEADLINE_LIMIT = 110  # what search engines show of a headline
-_TAG = re.compile(r"<[^>]+>")
 
 
 def base_url(request: Request, configured: str | None) -> str:
@@ -33,11 +31,6 @@ def base_url(request: Request, configured: str | None) -> str:
 def site(request: Request, configured: str | None) -> Absolute:
     """Absolute addresses for what other sites read: against ``base_url``."""
     return Absolute(request, base_url(request, configured))
-
-
-def plain_text(body_html: str) -> str:
-    """Text of sanitized update HTML (ours: no scripts or comments to worry about)."""
-    return " ".join(html.unescape(_TAG.sub(" ", body_html)).split())
 
 
 def update_headline(update: Update) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -36,9 +37,11 @@ from liveblog.models import (
     StoryEvent,
     StoryPatch,
     StoryStatus,
+    StoryTeam,
     Update,
     UpdateCreate,
     UpdatePatch,
+    UpdateState,
     User,
     iso,
     story_public,
@@ -59,6 +62,16 @@ class NotFound(StoreError):
 
 class Conflict(StoreError):
     status = 409
+
+
+class Forbidden(StoreError):
+    status = 403
+
+
+class Stale(StoreError):
+    """The client changed an older version of the update (``If-Match``)."""
+
+    status = 412
 
 
 # --- reading -------------------------------------------------------------------------
@@ -121,13 +134,15 @@ async def story_versions(
 
 
 # What every query for updates readers may see has in it: deleted updates are kept (their
-# events and revisions refer to them) but never shown.
+# events and revisions refer to them) but never shown, and only published updates are
+# shown (drafts, submissions, returned and rejected ones are the newsroom's own).
 _NOT_DELETED = col(Update.deleted_at).is_(None)
+_PUBLISHED = and_(_NOT_DELETED, col(Update.state) == UpdateState.published)
 
 
 def _shown_in(story: Story) -> ColumnElement[bool]:
-    """The updates of ``story`` that are shown (not deleted)."""
-    return and_(col(Update.story_id) == story.id, _NOT_DELETED)
+    """The updates of ``story`` that are shown to readers (published, not deleted)."""
+    return and_(col(Update.story_id) == story.id, _PUBLISHED)
 
 
 def _with_authors() -> Select[Update, User]:
@@ -139,6 +154,28 @@ async def get_update(session: AsyncSession, story: Story, update_id: int) -> Upd
         return None  # out of any database's integer range: no such update
     query = select(Update).where(Update.id == update_id, _shown_in(story))
     return (await session.exec(query)).first()
+
+
+async def staff_update(
+    session: AsyncSession, story: Story, update_id: int, *, viewer: User
+) -> Update | None:
+    """An update of ``story`` in any state, as staff see it: not deleted, and a draft
+    only to its author (drafts are private)."""
+    if not 0 < update_id < 2**63:
+        return None
+    query = select(Update).where(
+        Update.id == update_id, col(Update.story_id) == story.id, _NOT_DELETED
+    )
+    update = (await session.exec(query)).first()
+    if update is None or (update.state == UpdateState.draft and update.author_id != viewer.id):
+        return None
+    return update
+
+
+async def on_team(session: AsyncSession, story: Story, user: User) -> bool:
+    """Is ``user`` on the team of ``story``?"""
+    found = await session.get(StoryTeam, (story.id, user.id))
+    return found is not None
 
 
 async def updates_page(
@@ -177,7 +214,7 @@ async def updates_by_author(
     query = (
         select(Update, Story)
         .join(Story, col(Story.id) == Update.story_id)
-        .where(Update.author_id == author.id, _NOT_DELETED, col(Story.status).in_(statuses))
+        .where(Update.author_id == author.id, _PUBLISHED, col(Story.status).in_(statuses))
         .order_by(col(Update.id).desc())
         .limit(limit)
     )
@@ -383,6 +420,7 @@ async def _unpin_current(session: AsyncSession, story: Story) -> int | None:
         return None
     update, _author = current
     update.pinned = False
+    update.version += 1
     session.add(update)
     # Flush now so the one-pinned-per-story index sees the old pin gone before the
     # new one is written.
@@ -476,13 +514,25 @@ async def post_update(
     author: User,
     renderer: Renderer,
     created_at: datetime | None = None,
+    may_publish: bool = True,
 ) -> tuple[Update, list[StoryEvent]]:
-    """``created_at`` backdates the update; only the demo uses it (for realistic times)."""
+    """``created_at`` backdates the update; only the demo uses it (for realistic times).
+    ``may_publish``: the author is an editor (else a contributor, who must be on the
+    story's team and whose update waits for an editor: submitted, or a draft). Only a
+    published update appends an event."""
     if story.status == StoryStatus.ended:
         raise Conflict("this story has ended; reopen it before posting")
     assert story.id is not None and author.id is not None
+    state = data.state or (UpdateState.published if may_publish else UpdateState.submitted)
+    if not may_publish:
+        await _check_contributor(session, story, author)
+        if state == UpdateState.published:
+            raise Forbidden("a contributor's update is published by an editor: submit it")
+    if state != UpdateState.published and data.pinned:
+        raise StoreError("only a published update can be pinned")
     unpinned_id = await _unpin_current(session, story) if data.pinned else None
     update = Update(
+        state=state,
         story_id=story.id,
         author_id=author.id,
         headline=data.headline,
@@ -495,6 +545,8 @@ async def post_update(
     )
     session.add(update)
     await session.flush()
+    if state != UpdateState.published:
+        return update, []  # nothing for readers: no event
     events = [
         await _update_event(
             session, renderer, story, EventKind.update, update, author=author, actor=author
@@ -517,10 +569,21 @@ async def edit_update(
     patch: UpdatePatch,
     actor: User,
     renderer: Renderer,
+    may_publish: bool = True,
+    expected_version: int | None = None,
 ) -> tuple[Update, list[StoryEvent]]:
-    update = await get_update(session, story, update_id)
-    if update is None:
-        raise NotFound("no such update in this story")
+    """``may_publish``: the actor is an editor (else a contributor, who may change only
+    their own unpublished updates on their stories). ``expected_version``: the version
+    the client changed (``If-Match``); another one is refused (``Stale``)."""
+    update = await _workflow_target(
+        session, story, update_id, actor=actor, may_publish=may_publish, own=not may_publish
+    )
+    _check_version(update, expected_version)
+    published = update.state == UpdateState.published
+    if not may_publish and update.state in (UpdateState.published, UpdateState.rejected):
+        raise Conflict(f"this update is {update.state.value}; only an editor can change it now")
+    if patch.pinned is not None and patch.pinned != update.pinned and not published:
+        raise StoreError("only a published update can be pinned")
     previous = revisions.snapshot(update)  # kept below if the content changes
     content_changed = False
     if patch.body is not None and patch.body != update.body:
@@ -548,7 +611,12 @@ async def edit_update(
     events: list[StoryEvent] = []
     author = await session.get(User, update.author_id)
     assert author is not None
-    if content_changed:
+    if content_changed or (patch.pinned is not None and patch.pinned != update.pinned):
+        update.version += 1
+    if content_changed and not published:
+        session.add(update)  # not yet shown to readers: no revision, no event
+        await session.flush()
+    elif content_changed:
         await revisions.keep(session, previous, update)
         update.edited_at = utcnow()
         session.add(update)
@@ -584,14 +652,17 @@ async def edit_update(
 async def delete_update(
     session: AsyncSession, *, story: Story, update_id: int, actor: User, renderer: Renderer
 ) -> list[StoryEvent]:
-    update = await get_update(session, story, update_id)
+    update = await staff_update(session, story, update_id, viewer=actor)
     if update is None:
         raise NotFound("no such update in this story")
     was_pinned = update.pinned
     update.deleted_at = utcnow()
     update.pinned = False
+    update.version += 1
     session.add(update)
     await session.flush()
+    if update.state != UpdateState.published:
+        return []  # readers never saw it
     events = [
         await _append_event(
             session,
@@ -609,3 +680,129 @@ async def delete_update(
             )
         )
     return events
+
+
+# --- the newsroom workflow (docs/newsroom.md) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Transition:
+    sources: frozenset[UpdateState]
+    target: UpdateState
+    by_author: bool  # only the update's author (else: an editor)
+
+
+_S = UpdateState
+TRANSITIONS: dict[str, Transition] = {
+    "submit": Transition(frozenset({_S.draft, _S.returned}), _S.submitted, by_author=True),
+    "publish": Transition(
+        frozenset({_S.draft, _S.submitted, _S.returned}), _S.published, by_author=False
+    ),
+    "return": Transition(frozenset({_S.submitted}), _S.returned, by_author=False),
+    "reject": Transition(frozenset({_S.submitted, _S.returned}), _S.rejected, by_author=False),
+}
+
+
+async def _check_contributor(session: AsyncSession, story: Story, user: User) -> None:
+    if not await on_team(session, story, user):
+        raise Forbidden("you are not on this story's team")
+
+
+def _check_version(update: Update, expected: int | None) -> None:
+    if expected is not None and expected != update.version:
+        raise Stale(
+            f"this update has changed: you sent version {expected}, it is now version "
+            f"{update.version}; reload it and make your change again"
+        )
+
+
+async def _workflow_target(
+    session: AsyncSession,
+    story: Story,
+    update_id: int,
+    *,
+    actor: User,
+    may_publish: bool,
+    own: bool,
+) -> Update:
+    """The update a workflow step acts on: staff see it (else NotFound); a contributor
+    must be on the story's team; ``own``: it must be the actor's (else Forbidden)."""
+    update = await staff_update(session, story, update_id, viewer=actor)
+    if update is None:
+        raise NotFound("no such update in this story")
+    if not may_publish:
+        await _check_contributor(session, story, actor)
+    if own and update.author_id != actor.id:
+        raise Forbidden("this update is someone else's")
+    return update
+
+
+async def move_update(
+    session: AsyncSession,
+    *,
+    story: Story,
+    update_id: int,
+    action: str,
+    actor: User,
+    renderer: Renderer,
+    may_publish: bool,
+    note: str | None = None,
+    expected_version: int | None = None,
+) -> tuple[Update, list[StoryEvent]]:
+    """One step of an update's life (``TRANSITIONS``): a step its state does not allow
+    is a Conflict. Publishing appends the ``update`` event readers get, as a direct post
+    does, with the time of publishing as the update's time."""
+    step = TRANSITIONS[action]
+    if not step.by_author and not may_publish:
+        raise Forbidden("only an editor may do that")
+    update = await _workflow_target(
+        session, story, update_id, actor=actor, may_publish=may_publish, own=step.by_author
+    )
+    _check_version(update, expected_version)
+    if update.state not in step.sources:
+        raise Conflict(
+            f"an update that is {update.state.value} cannot be {step.target.value} ({action})"
+        )
+    if step.target == UpdateState.published and story.status == StoryStatus.ended:
+        raise Conflict("this story has ended; reopen it before publishing")
+    update.state = step.target
+    update.version += 1
+    update.return_note = note if step.target == UpdateState.returned else None
+    events: list[StoryEvent] = []
+    if step.target == UpdateState.published:
+        update.created_at = utcnow()
+    session.add(update)
+    await session.flush()
+    if step.target == UpdateState.published:
+        author = await session.get(User, update.author_id)
+        assert author is not None
+        events.append(
+            await _update_event(
+                session, renderer, story, EventKind.update, update, author=author, actor=actor
+            )
+        )
+    return update, events
+
+
+async def add_to_team(session: AsyncSession, *, story: Story, username: str) -> bool:
+    """Put the user ``username`` on the story's team: True if they were not on it."""
+    user = (await session.exec(select(User).where(User.username == username))).first()
+    if user is None:
+        raise NotFound("no such user")
+    if await on_team(session, story, user):
+        return False
+    assert story.id is not None and user.id is not None
+    session.add(StoryTeam(story_id=story.id, user_id=user.id))
+    await session.flush()
+    return True
+
+
+async def remove_from_team(session: AsyncSession, *, story: Story, username: str) -> None:
+    """Take the user ``username`` off the story's team (nothing if they were not on it)."""
+    user = (await session.exec(select(User).where(User.username == username))).first()
+    if user is None:
+        raise NotFound("no such user")
+    found = await session.get(StoryTeam, (story.id, user.id))
+    if found is not None:
+        await session.delete(found)
+        await session.flush()

@@ -63,6 +63,7 @@ a:focus-visible { outline: 2px solid var(--_accent); outline-offset: 2px; }
 .update__edited { font-style: italic; }
 .badge--key { font-size: .85em; font-weight: 700; color: var(--_key); }
 .update__headline { font-size: 1.1em; line-height: 1.3; margin: .3em 0 .2em; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
 .update__body > :first-child { margin-top: .3em; }
 .update__body > :last-child { margin-bottom: 0; }
 .update__body p { margin: .5em 0; }

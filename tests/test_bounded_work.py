@@ -83,11 +83,17 @@ async def upload(
 # --- JSON nesting ----------------------------------------------------------------------
 
 
+# Workflow steps and team changes that take no body (the step or the path says it all).
+BODYLESS = {"api.submit_update", "api.publish_update", "api.reject_update", "api.add_team_member"}
+
+
 def json_routes(update_id: int) -> list[tuple[str, str]]:
     """Every API route that takes a body: all of them take JSON (uploads live elsewhere)."""
     found = []
     for route in api.routes:
         assert isinstance(route, Route) and route.methods is not None
+        if route.name in BODYLESS:
+            continue
         for method in sorted(route.methods - {"GET", "HEAD", "DELETE"}):
             path = route.path.replace("{slug}", "storm")
             found.append((method, path.replace("{update_id:int}", str(update_id))))
@@ -104,7 +110,7 @@ async def test_deep_json_is_400_naming_the_limit_on_every_json_route(
         "/api/stories/storm/updates", json={"body": "first"}, headers=bearer(editor.token)
     )
     routes = json_routes(posted.json()["id"])
-    assert {method for method, _ in routes} == {"POST", "PATCH"} and len(routes) == 4
+    assert {method for method, _ in routes} == {"POST", "PATCH"} and len(routes) == 5
     for method, path in routes:
         for body in [
             nested(5000),  # json.loads alone: RecursionError, a bare 500

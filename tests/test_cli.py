@@ -99,6 +99,30 @@ async def test_createuser_reads_password_from_piped_stdin(
     assert wrong is None
 
 
+@pytest.mark.anyio
+async def test_createuser_makes_a_contributor_whose_token_submits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await create_alice(monkeypatch)
+    feed_stdin(monkeypatch, PASSWORD + "\n")
+    assert await run_cli("createuser", "carl", "--role", "contributor") == 0
+    assert "created contributor 'carl'" in capsys.readouterr().out
+    assert await run_cli("token", "alice") == 0
+    alice = capsys.readouterr().out.strip()
+    assert await run_cli("token", "carl") == 0
+    carl = capsys.readouterr().out.strip()
+
+    async with running_app(tmp_path) as (_app, client):
+        story = {"title": "Flood", "slug": "flood", "status": "live"}
+        assert (await client.post("/api/stories", json=story, headers=bearer(alice))).is_success
+        team = await client.put("/api/stories/flood/team/carl", headers=bearer(alice))
+        wrote = await client.post(
+            "/api/stories/flood/updates", json={"body": "Here."}, headers=bearer(carl)
+        )
+    assert team.status_code == 201
+    assert (wrote.status_code, wrote.json()["state"]) == (201, "submitted")
+
+
 def test_createuser_rejects_short_password(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

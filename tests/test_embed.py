@@ -31,6 +31,12 @@ async def make_story(
     return slug
 
 
+async def get_ok(client: httpx.AsyncClient, url: str) -> httpx.Response:
+    response = await client.get(url)
+    assert response.status_code == 200, f"{url}: {response.status_code}"
+    return response
+
+
 async def post(client: httpx.AsyncClient, editor: Editor, slug: str, **fields: Any) -> int:
     response = await client.post(
         f"/api/stories/{slug}/updates", json=fields, headers=bearer(editor.token)
@@ -153,8 +159,7 @@ async def test_embed_page_may_be_framed_by_anyone_and_runs_only_our_files(
     client: httpx.AsyncClient, editor: Editor
 ) -> None:
     slug = await make_story(client, editor, title="Harbour <fire> & smoke")
-    response = await client.get(f"/embed/{slug}?limit=5&order=oldest&theme=dark")
-    assert response.status_code == 200
+    response = await get_ok(client, f"/embed/{slug}?limit=5&order=oldest&theme=dark")
     csp = response.headers["content-security-policy"]
     directives = dict(part.strip().split(" ", 1) for part in csp.split(";"))
     assert directives["frame-ancestors"] == "*"
@@ -197,8 +202,7 @@ async def test_oembed_consumer_finds_the_discovery_link_and_gets_a_valid_rich_em
     client: httpx.AsyncClient, editor: Editor
 ) -> None:
     slug = await make_story(client, editor, title="Election night")
-    story_page = await client.get(f"/stories/{slug}")
-    assert story_page.status_code == 200
+    story_page = await get_ok(client, f"/stories/{slug}")
     links = Elements(story_page.text).find("link", rel="alternate", type="application/json+oembed")
     assert len(links) == 1
     href = links[0]["href"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import xml.etree.ElementTree as ET
 from datetime import datetime
 
@@ -84,8 +85,8 @@ async def test_feed_has_its_metadata_and_one_entry_per_update(
 
     assert text_of(entries[0], "title") == "Lists"
     assert "<li>one</li>" in text_of(entries[0], "content")
-    # Without a headline, the title is the start of the text.
-    assert text_of(entries[2], "title") == "It **started** raining."
+    # Without a headline, the title is the start of the text as readers see it.
+    assert text_of(entries[2], "title") == "It started raining."
     assert "<strong>started</strong>" in first["body_html"]
 
 
@@ -161,6 +162,26 @@ async def test_hostile_text_is_escaped(client: httpx.AsyncClient, editor: Editor
         assert not any(name.startswith("on") for name in attrs)
         assert not any("javascript:" in (value or "").lower() for value in attrs.values())
     assert "<script>alert(3)</script>" in content.replace("&lt;", "<").replace("&gt;", ">")
+
+
+async def test_headline_less_title_is_the_rendered_text_not_the_markdown(
+    client: httpx.AsyncClient, editor: Editor
+) -> None:
+    await new_story(client, editor)
+    body = "[link](https://example.com) & <b>raw</b>"
+    update = await new_update(client, editor, body=body)
+    [entry] = (await fetch_feed(client)).findall(ATOM + "entry")
+    title = text_of(entry, "title")
+    # The title is what a reader of the update reads: the content's text, whitespace
+    # collapsed, without the Markdown syntax. Raw HTML in the source is shown as text on
+    # the page (the renderer escapes it), so that is what the title says too.
+    content = parse(text_of(entry, "content"))
+    assert title == " ".join(content.text().split())
+    assert title == "link & <b>raw</b>"
+    assert "](" not in title and "https://" not in title
+    # The permalink page gives the same text as its title to other sites (Open Graph).
+    page = await client.get(f"/stories/flood/updates/{update['id']}")
+    assert title in html.unescape(page.text)
 
 
 async def test_deleted_updates_leave_the_feed(client: httpx.AsyncClient, editor: Editor) -> None:

@@ -10,7 +10,9 @@ does one whose answers stop following the policy.
 Callers: ``anonymous``; ``editor`` and ``admin`` (a logged-in browser: session cookie +
 CSRF token, no bearer token); ``deactivated`` (a session cookie AND an API token of a
 user who has been deactivated); ``bearer`` (an editor's API token, no cookie);
-``reader`` (an editor's read-only API token); ``revoked`` (a revoked API token). Every
+``reader`` (an editor's read-only API token); ``revoked`` (a revoked API token);
+``contributor`` (a contributor's API token, on the team of the story under test) and
+``outsider`` (a contributor's API token, on no team). Every
 caller has a valid CSRF cookie and token, so what is measured is authorization, not
 CSRF (tests/test_security_csrf.py does that).
 
@@ -34,7 +36,16 @@ from sqlmodel import select
 from starlette.routing import Mount, Route
 
 from liveblog import auth, policy
-from liveblog.models import ApiToken, Role, StoryCreate, StoryStatus, UpdateCreate, User, utcnow
+from liveblog.models import (
+    ApiToken,
+    Role,
+    StoryCreate,
+    StoryStatus,
+    UpdateCreate,
+    UpdateState,
+    User,
+    utcnow,
+)
 from liveblog.policy import Via
 from tests.security_support import password_hash
 from tests.support import PASSWORD, LiveServer
@@ -52,6 +63,7 @@ class Caller:
     login: Role | None = None
     token: Role | None = None
     read_only: bool = False
+    team: bool = False  # on the team of the story under test
 
 
 CALLERS = {
@@ -62,6 +74,8 @@ CALLERS = {
     "bearer": Caller(token=Role.editor),
     "reader": Caller(token=Role.editor, read_only=True),
     "revoked": Caller(),
+    "contributor": Caller(token=Role.contributor, team=True),
+    "outsider": Caller(token=Role.contributor),
 }
 PRINCIPALS = tuple(CALLERS)
 
@@ -76,6 +90,8 @@ class Targets:
     user_id: int
     username: str
     token_id: int
+    submitted_id: int  # an update of the editor's, waiting for an editor
+    draft_id: int  # a draft of the editor's
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,14 @@ class Case:
     headers: dict[str, str] = field(default_factory=dict)
     # Path parameters beyond the ids in Targets (e.g. a static file's path).
     params: dict[str, str] = field(default_factory=dict)
+    # Which of Targets' updates the path's {update_id} names.
+    update: str = "update_id"
+    # The path's {username} is the fresh user of Targets (else the editor's).
+    fresh_user: bool = False
+    # The answers to a contributor the policy lets in, on the story's team and not: what
+    # the view decides from the team and the update's author (docs/newsroom.md).
+    on_team: int | None = None
+    off_team: int | None = None
 
 
 def _png() -> bytes:
@@ -152,10 +176,18 @@ CASES: dict[str, Case] = {
     "api.get_story": Case(200),
     "api.patch_story": Case(200, json=lambda t: {"summary": "Changed"}),
     "api.list_updates": Case(200),
-    "api.post_update": Case(201, json=lambda t: {"body": "API"}),
+    # A contributor writes to the draft story only on its team (else it is no story to
+    # them), may not touch the editor's update, and never sees the editor's draft.
+    "api.post_update": Case(201, json=lambda t: {"body": "API"}, on_team=201, off_team=404),
     "api.get_update": Case(200),
-    "api.patch_update": Case(200, json=lambda t: {"body": "Corrected"}),
+    "api.patch_update": Case(200, json=lambda t: {"body": "Corrected"}, on_team=403, off_team=404),
     "api.delete_update": Case(204),
+    "api.submit_update": Case(200, update="draft_id", on_team=404, off_team=404),
+    "api.publish_update": Case(200, update="submitted_id"),
+    "api.return_update": Case(200, update="submitted_id", json=lambda t: {"note": "Source?"}),
+    "api.reject_update": Case(200, update="submitted_id"),
+    "api.add_team_member": Case(201, fresh_user=True),
+    "api.remove_team_member": Case(204, fresh_user=True),
     "api.upload_image": Case(201, body=_png(), headers={"Content-Type": "image/png"}),
 }
 
@@ -170,6 +202,10 @@ def expected(name: str, principal: str) -> int | str:
         held = policy.permissions(caller.token, read_only=caller.read_only)
         if rule.permission not in held:
             return 403
+        if caller.token is Role.contributor:
+            answer = case.on_team if caller.team else case.off_team
+            assert answer is not None, f"{name}: say what a contributor gets (on_team, off_team)"
+            return answer
     else:
         held = policy.permissions(caller.login)
         if rule.via is Via.SESSION:
@@ -214,6 +250,8 @@ class World:
     reader_token: str
     inactive_token: str
     revoked_token: str
+    contributor_token: str
+    outsider_token: str
     read_targets: Targets = field(init=False)
     read_cookies: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -247,13 +285,29 @@ async def _make_world(server: LiveServer) -> World:
         old.revoked_at = utcnow()
         session.add(old)
         await auth.set_active(session, inactive, False)
+        contributor, outsider = person("cora", Role.contributor), person("otto", Role.contributor)
+        session.add_all([contributor, outsider])
+        await session.flush()
+        contributor_token = await auth.create_api_token(session, contributor)
+        outsider_token = await auth.create_api_token(session, outsider)
     await liveblog.newsroom.create_story(
         StoryCreate(title="Draft", slug="draft", status=StoryStatus.draft), actor=editor
     )
+    await liveblog.newsroom.set_team_member("draft", "cora", on=True)
     media = liveblog.settings.media_dir()
     media.mkdir(parents=True, exist_ok=True)
     (media / "probe.txt").write_text("probe")
-    return World(editor, admin, inactive, editor_token, reader_token, inactive_token, revoked_token)
+    return World(
+        editor,
+        admin,
+        inactive,
+        editor_token,
+        reader_token,
+        inactive_token,
+        revoked_token,
+        contributor_token,
+        outsider_token,
+    )
 
 
 _counter = itertools.count(1)
@@ -266,6 +320,12 @@ async def _targets(server: LiveServer, world: World) -> Targets:
     update = await liveblog.newsroom.post_update(
         "draft", UpdateCreate(body=f"Update {n}"), author=world.editor
     )
+    submitted, draft = [
+        await liveblog.newsroom.post_update(
+            "draft", UpdateCreate(body=f"{state} {n}", state=state), author=world.editor
+        )
+        for state in (UpdateState.submitted, UpdateState.draft)
+    ]
     async with liveblog.db.transaction() as session:
         victim = User(
             username=f"victim{n}",
@@ -279,7 +339,10 @@ async def _targets(server: LiveServer, world: World) -> Targets:
         session.add(token)
         await session.flush()
     assert update.id is not None and victim.id is not None and token.id is not None
-    return Targets(n, "draft", update.id, victim.id, victim.username, token.id)
+    assert submitted.id is not None and draft.id is not None
+    return Targets(
+        n, "draft", update.id, victim.id, victim.username, token.id, submitted.id, draft.id
+    )
 
 
 async def _browser_state(server: LiveServer, user: User | None) -> dict[str, str]:
@@ -324,15 +387,17 @@ async def _request(
         "reader": world.reader_token,
         "revoked": world.revoked_token,
         "deactivated": world.inactive_token,
+        "contributor": world.contributor_token,
+        "outsider": world.outsider_token,
     }.get(principal)
     if token:
         headers["Authorization"] = f"Bearer {token}"
     values = {
         "slug": targets.slug,
-        "update_id": str(targets.update_id),
+        "update_id": str(getattr(targets, case.update)),
         "user_id": str(targets.user_id),
         "token_id": str(targets.token_id),
-        "username": world.editor.username,
+        "username": targets.username if case.fresh_user else world.editor.username,
         **case.params,
     }
     path = template.replace(":int", "").format(**values)

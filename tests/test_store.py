@@ -38,13 +38,18 @@ def column(settings: Settings, sql: str, *params: Any) -> list[Any]:
     return [value for (value,) in query(settings, sql, *params)]
 
 
+SEQS = (
+    "SELECT e.seq FROM story_event e JOIN story s ON s.id = e.story_id "
+    "WHERE s.slug = ? ORDER BY e.id"
+)
+PINNED = (
+    'SELECT u.id FROM "update" u JOIN story s ON s.id = u.story_id '
+    "WHERE s.slug = ? AND u.pinned AND u.deleted_at IS NULL ORDER BY u.id"
+)
+
+
 def seqs(settings: Settings, slug: str) -> list[int]:
-    return column(
-        settings,
-        "SELECT e.seq FROM story_event e JOIN story s ON s.id = e.story_id "
-        "WHERE s.slug = ? ORDER BY e.id",
-        slug,
-    )
+    return column(settings, SEQS, slug)
 
 
 def last_seq(settings: Settings, slug: str) -> int:
@@ -53,12 +58,7 @@ def last_seq(settings: Settings, slug: str) -> int:
 
 
 def pinned(settings: Settings, slug: str) -> list[int]:
-    return column(
-        settings,
-        'SELECT u.id FROM "update" u JOIN story s ON s.id = u.story_id '
-        "WHERE s.slug = ? AND u.pinned AND u.deleted_at IS NULL ORDER BY u.id",
-        slug,
-    )
+    return column(settings, PINNED, slug)
 
 
 def assert_gap_free(settings: Settings, slug: str) -> int:

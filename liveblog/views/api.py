@@ -19,13 +19,18 @@ from starlette.routing import Route
 from liveblog import caching, policy, store, urls
 from liveblog.limits import JsonTooDeep, parse_json
 from liveblog.models import (
+    ReturnNote,
     Story,
     StoryCreate,
     StoryPatch,
+    StoryStatus,
+    Update,
     UpdateCreate,
     UpdatePatch,
+    UpdateState,
     User,
     story_for_staff,
+    update_for_staff,
     update_public,
 )
 from liveblog.state import get_liveblog
@@ -100,13 +105,47 @@ async def _story_or_404(request: Request) -> Story:
     return await story_or_404(request, drafts="caller", message="no such story")
 
 
-async def _update_json(request: Request, story: Story, update_id: int) -> dict[str, Any]:
+async def _team_story(request: Request, user: User) -> tuple[Story, bool]:
+    """The story a route of the newsroom workflow acts on, and whether the caller may
+    publish (an editor). A contributor sees a draft story only if on its team; the store
+    checks the team again, in the change's transaction, for every change."""
+    may_publish = policy.allows(user, policy.Permission.WRITE_UPDATES)
+    if may_publish or policy.allows(user, policy.Permission.READ_DRAFTS):
+        return await _story_or_404(request), may_publish
     async with get_liveblog(request).db.session() as session:
-        update = await store.get_update(session, story, update_id)
+        story = await store.get_story(session, request.path_params["slug"])
+        hidden = story is not None and story.status == StoryStatus.draft
+        if hidden and story is not None and not await store.on_team(session, story, user):
+            story = None
+    if story is None:
+        raise ApiError(404, "no such story")
+    return story, may_publish
+
+
+def _if_match(request: Request) -> int | None:
+    """The version named by ``If-Match: "<version>"`` (None: no header, or ``*``)."""
+    raw = request.headers.get("if-match")
+    if raw is None or raw.strip() == "*":
+        return None
+    value = raw.strip()
+    if len(value) < 3 or value[0] != '"' or value[-1] != '"' or not value[1:-1].isdigit():
+        raise ApiError(400, 'If-Match must be an update\'s version in quotes, as "3"')
+    return int(value[1:-1][:18])
+
+
+def _staff_json(update: Update, author: User | None) -> JSONResponse:
+    """An update as staff see it, with its version as the ETag (for ``If-Match``)."""
+    return JSONResponse(update_for_staff(update, author), headers={"ETag": f'"{update.version}"'})
+
+
+async def _update_json(request: Request, story: Story, update_id: int) -> JSONResponse:
+    user = policy.actor(request)
+    async with get_liveblog(request).db.session() as session:
+        update = await store.staff_update(session, story, update_id, viewer=user)
         author = None if update is None else await store.get_user(session, update.author_id)
     if update is None:
         raise ApiError(404, "no such update in this story")
-    return update_public(update, author)
+    return _staff_json(update, author)
 
 
 async def _story_json(request: Request, story: Story) -> dict[str, Any]:
@@ -192,34 +231,106 @@ async def patch_story(request: Request, user: User) -> Response:
 
 @api_view
 async def post_update(request: Request, user: User) -> Response:
-    story = await _story_or_404(request)
+    story, may_publish = await _team_story(request, user)
     data = await _body(request, UpdateCreate)
     data = get_liveblog(request).media.with_size(data)
-    update = await get_liveblog(request).newsroom.post_update(story.slug, data, author=user)
+    update = await get_liveblog(request).newsroom.post_update(
+        story.slug, data, author=user, may_publish=may_publish
+    )
     assert update.id is not None
-    body = update_public(update, user)
     location = urls.path(request, "api.get_update", slug=story.slug, update_id=update.id)
-    return JSONResponse(body, status_code=201, headers={"Location": location})
+    return JSONResponse(
+        update_for_staff(update, user),
+        status_code=201,
+        headers={"Location": location, "ETag": f'"{update.version}"'},
+    )
 
 
 @api_view
 async def get_update(request: Request, user: User) -> Response:
     story = await _story_or_404(request)
     update_id: int = request.path_params["update_id"]
-    # Every change to an update is an event of its story.
+    # Every change to a published update is an event of its story, so its validator is
+    # the story's last_seq, checked before any update is read. An update readers do
+    # not see yet changes without an event: its validator is its version.
     tag = caching.etag("api-update", story.id, story.last_seq, update_id)
     if (cached := _not_modified(request, tag)) is not None:
         return cached
-    return _json(request, tag, await _update_json(request, story, update_id))
+    async with get_liveblog(request).db.session() as session:
+        update = await store.staff_update(session, story, update_id, viewer=user)
+        author = None if update is None else await store.get_user(session, update.author_id)
+    if update is None:
+        raise ApiError(404, "no such update in this story")
+    if update.state != UpdateState.published:
+        tag = f'"{update.version}"'
+        if (cached := _not_modified(request, tag)) is not None:
+            return cached
+    return _json(request, tag, update_for_staff(update, author))
 
 
 @api_view
 async def patch_update(request: Request, user: User) -> Response:
-    story = await _story_or_404(request)
+    story, may_publish = await _team_story(request, user)
     patch = get_liveblog(request).media.with_size(await _body(request, UpdatePatch))
     update_id: int = request.path_params["update_id"]
-    await get_liveblog(request).newsroom.edit_update(story.slug, update_id, patch, actor=user)
-    return JSONResponse(await _update_json(request, story, update_id))
+    await get_liveblog(request).newsroom.edit_update(
+        story.slug,
+        update_id,
+        patch,
+        actor=user,
+        may_publish=may_publish,
+        expected_version=_if_match(request),
+    )
+    return await _update_json(request, story, update_id)
+
+
+def _move(action: str) -> Callable[[Request], Awaitable[Response]]:
+    """The route of one workflow step: submit, publish, return (with a note), reject."""
+
+    async def view(request: Request, user: User) -> Response:
+        story, may_publish = await _team_story(request, user)
+        note = (await _body(request, ReturnNote)).note if action == "return" else None
+        update_id: int = request.path_params["update_id"]
+        await get_liveblog(request).newsroom.move_update(
+            story.slug,
+            update_id,
+            action,
+            actor=user,
+            may_publish=may_publish,
+            note=note,
+            expected_version=_if_match(request),
+        )
+        return await _update_json(request, story, update_id)
+
+    view.__name__ = f"{action}_update"
+    return api_view(view)
+
+
+submit_update = _move("submit")
+publish_update = _move("publish")
+return_update = _move("return")
+reject_update = _move("reject")
+
+
+async def _set_team_member(request: Request, *, on: bool) -> bool:
+    story = await _story_or_404(request)
+    return await get_liveblog(request).newsroom.set_team_member(
+        story.slug, request.path_params["username"], on=on
+    )
+
+
+@api_view
+async def add_team_member(request: Request, user: User) -> Response:
+    """201 when the user was put on the team, 204 when they were on it already."""
+    added = await _set_team_member(request, on=True)
+    return Response(status_code=201 if added else 204)
+
+
+@api_view
+async def remove_team_member(request: Request, user: User) -> Response:
+    """204, whether or not the user was on the team (the same request twice is fine)."""
+    await _set_team_member(request, on=False)
+    return Response(status_code=204)
 
 
 @api_view
@@ -232,6 +343,7 @@ async def delete_update(request: Request, user: User) -> Response:
 
 
 _UPDATE = "/api/stories/{slug}/updates/{update_id:int}"
+_TEAM = "/api/stories/{slug}/team/{username}"
 routes = [
     Route("/api/stories", list_stories, methods=["GET"], name="api.list_stories"),
     Route("/api/stories", create_story, methods=["POST"], name="api.create_story"),
@@ -242,4 +354,10 @@ routes = [
     Route(_UPDATE, get_update, methods=["GET"], name="api.get_update"),
     Route(_UPDATE, patch_update, methods=["PATCH"], name="api.patch_update"),
     Route(_UPDATE, delete_update, methods=["DELETE"], name="api.delete_update"),
+    Route(_UPDATE + "/submit", submit_update, methods=["POST"], name="api.submit_update"),
+    Route(_UPDATE + "/publish", publish_update, methods=["POST"], name="api.publish_update"),
+    Route(_UPDATE + "/return", return_update, methods=["POST"], name="api.return_update"),
+    Route(_UPDATE + "/reject", reject_update, methods=["POST"], name="api.reject_update"),
+    Route(_TEAM, add_team_member, methods=["PUT"], name="api.add_team_member"),
+    Route(_TEAM, remove_team_member, methods=["DELETE"], name="api.remove_team_member"),
 ]

@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from liveblog import caching, feed, seo, store
 from liveblog.models import Story, StoryStatus, iso
+from liveblog.plaintext import plain_text
 from liveblog.state import get_liveblog
 from liveblog.store import Order
 from liveblog.views.common import choice_param, current_user, int_param, render, story_or_404
@@ -197,7 +198,7 @@ async def update_page(request: Request) -> Response:
         "meta": seo.PageMeta(
             canonical=site.page("update_page", slug=story.slug, update_id=update.id),
             title=seo.update_headline(update),
-            description=feed.first_words(seo.plain_text(update.body_html), 200),
+            description=feed.first_words(plain_text(update.body_html), 200),
             image=site.of(update.image_url) if update.image_url else None,
             published=iso(update.created_at),
             modified=iso(update.edited_at or update.created_at),

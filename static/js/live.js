@@ -42,7 +42,8 @@ export function startLiveTimeline(root, options = {}) {
   function touchLastUpdated(iso) {
     const el = root.querySelector("[data-last-updated]");
     if (el && iso) {
-      el.dateTime = iso;
+      // HTML's <time datetime> allows at most milliseconds; the stream's times carry microseconds.
+      el.dateTime = new Date(iso).toISOString();
       el.textContent = new Date(iso).toUTCString().replace(" GMT", " UTC");
     }
   }

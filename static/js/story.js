@@ -110,7 +110,7 @@ function keyEventsBox(root, onOpen) {
     // The update's own page: the permalink the server rendered into the update.
     link.href = fragment(data.html)?.querySelector(".update__time")?.getAttribute("href") || "";
     const time = document.createElement("time");
-    time.dateTime = data.created_at;
+    time.dateTime = new Date(data.created_at).toISOString(); // milliseconds, as HTML allows
     time.setAttribute("data-relative", "");
     item.append(link, " ", time);
     // Newest first, like the server's list.

@@ -1,9 +1,4 @@
-"""who created each story
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-28 09:00:00
-"""
+"""Revision 0003 (after 0002, 2026-11-28): who created each story."""
 
 from __future__ import annotations
 

@@ -1,0 +1,190 @@
+"""Every page type is valid HTML, as the Nu HTML Checker (vnu, the W3C's validator) says.
+
+The pages are fetched from the real app, written to files and checked in one vnu run (the
+JVM takes seconds to start). Any error fails the test; so does any warning, but for the
+few listed in ``ALLOWED_WARNINGS`` with the reason each is right as it is.
+
+vnu is npm's ``vnu-jar`` (a pinned version, installed by ``.ci/run`` under
+``.cache/vnu``, or wherever ``LIVEBLOG_VNU_JAR`` points) run by Debian's Java. Without
+either the test is skipped, except under CI, where it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from liveblog.settings import Settings
+from tests.factories import new_story, new_update
+from tests.services import unavailable
+from tests.support import Editor, bearer, csrf_from, login, make_editor, settings_for
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parent.parent
+VNU_JAR = Path(
+    os.environ.get("LIVEBLOG_VNU_JAR", ROOT / ".cache/vnu/node_modules/vnu-jar/build/dist/vnu.jar")
+)
+
+# The page types checked, by name (each is one file in the vnu run). Kept here so the
+# list of what is validated is in one place; the test asserts it fetched all of them.
+PAGES = (
+    "home",
+    "story",
+    "story-page-2",
+    "story-oldest-first",
+    "permalink",
+    "permalink-headline-less",
+    "author",
+    "embed",
+    "error-404",
+    "error-403",
+    "login",
+    "login-failed",
+    "desk-home",
+    "story-desk",
+    "edit-form",
+    "history",
+    "tokens",
+    "users",
+)
+
+# A page vnu must find fault with, checked in the same run: proof that the checker ran and
+# reads our files (an empty report from a checker that checked nothing passes nothing).
+CANARY = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>canary</title></head>'
+    '<body><time datetime="2026-11-28T08:27:02.721960+00:00">then</time></body></html>'
+)
+
+# Warnings vnu gives that are right as they are, with why.
+ALLOWED_WARNINGS: dict[str, str] = {}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    # Two updates a page, so the story has a second page with few updates.
+    return settings_for(tmp_path / "data", page_size=2)
+
+
+def _vnu() -> list[str]:
+    java = shutil.which("java")
+    if java is None:
+        unavailable("Java (Debian's default-jre-headless, for the Nu HTML Checker)")
+    if not VNU_JAR.is_file():
+        unavailable(f"the Nu HTML Checker ({VNU_JAR}; .ci/run installs npm's vnu-jar)")
+    return [java, "-Xss16m", "-jar", str(VNU_JAR)]
+
+
+async def _get(client: httpx.AsyncClient, path: str, status: int = 200) -> str:
+    response = await client.get(path)
+    assert response.status_code == status, (path, response.status_code)
+    assert response.headers["content-type"].startswith("text/html"), path
+    return response.text
+
+
+def _link(html: str, rel_text: str) -> str:
+    match = re.search(r'<a rel="next" href="([^"]+)">' + rel_text, html)
+    assert match is not None, f"no {rel_text!r} link"
+    return match.group(1).replace("&amp;", "&")
+
+
+async def _pages(app: Starlette, client: httpx.AsyncClient) -> dict[str, str]:
+    """Every page type, with content that exercises each part of its template."""
+    admin: Editor = await make_editor(app, "alice", role="admin")
+    bob = await make_editor(app, "bob", role="editor")
+    await new_story(client, admin, "flood", summary="Rivers rise across the region.")
+    await new_update(client, admin, "flood", headline="Levee holds", key_event=True)
+    loose = await new_update(
+        client, admin, "flood", body="[link](https://example.com) & <b>raw</b> *text*"
+    )
+    await new_update(client, admin, "flood", body="Roads closed.", pinned=True)
+    await new_update(client, admin, "flood", headline="Rain stops", body="Sun **out**.")
+    await new_story(client, admin, "storm")
+    headed = await new_update(client, admin, "storm", headline="Storm passes")
+    ended = await client.patch(
+        "/api/stories/storm", json={"status": "ended"}, headers=bearer(admin.token)
+    )
+    assert ended.status_code == 200, ended.text
+
+    pages: dict[str, str] = {}
+    pages["login"] = await _get(client, "/login")
+    failed = await client.post(
+        "/login",
+        data={"username": "alice", "password": "wrong", "csrf_token": csrf_from(pages["login"])},
+    )
+    assert 400 <= failed.status_code < 500, failed.status_code
+    pages["login-failed"] = failed.text
+    pages["home"] = await _get(client, "/")
+    pages["story"] = await _get(client, "/stories/flood")
+    pages["story-page-2"] = await _get(client, _link(pages["story"], "Older updates"))
+    pages["story-oldest-first"] = await _get(client, "/stories/flood?order=oldest")
+    pages["permalink"] = await _get(client, f"/stories/storm/updates/{headed['id']}")
+    pages["permalink-headline-less"] = await _get(client, f"/stories/flood/updates/{loose['id']}")
+    pages["author"] = await _get(client, "/authors/alice")
+    pages["embed"] = await _get(client, "/embed/flood")
+    pages["error-404"] = await _get(client, "/stories/no-such-story", 404)
+
+    csrf = await login(client, admin)
+    edited = await client.post(
+        f"/desk/stories/flood/updates/{loose['id']}/edit",
+        data={"csrf_token": csrf, "body": loose["body"] + " Edited.", "headline": ""},
+    )
+    assert edited.status_code == 303, edited.text
+    pages["desk-home"] = await _get(client, "/desk")
+    pages["story-desk"] = await _get(client, "/desk/stories/flood")
+    pages["edit-form"] = await _get(client, f"/desk/stories/flood/updates/{loose['id']}/edit")
+    pages["history"] = await _get(client, f"/desk/stories/flood/updates/{loose['id']}/history")
+    pages["tokens"] = await _get(client, "/desk/tokens")
+    pages["users"] = await _get(client, "/desk/users")
+    # An editor who is not an admin asks for the accounts page: the 403 error page.
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as other:
+        await login(other, bob)
+        pages["error-403"] = await _get(other, "/desk/users", 403)
+    return pages
+
+
+async def test_every_page_type_is_valid_html(
+    app: Starlette, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    command = _vnu()
+    pages = await _pages(app, client)
+    assert sorted(pages) == sorted(PAGES), "PAGES lists every page type checked"
+    out = tmp_path / "pages"
+    out.mkdir()
+    files = []
+    for name, html in {**pages, "canary": CANARY}.items():
+        path = out / f"{name}.html"
+        path.write_text(html, encoding="utf-8")
+        files.append(str(path))
+    with anyio.fail_after(300):
+        run = await anyio.run_process(
+            [*command, "--format", "json", "--stdout", *files], check=False
+        )
+    stderr = run.stderr.decode(errors="replace")
+    assert run.stdout.strip(), f"vnu said nothing on stdout: {stderr}"
+    messages = json.loads(run.stdout)["messages"]
+    problems = []
+    canary = []
+    for message in messages:
+        kind = message.get("subType") if message["type"] == "info" else message["type"]
+        if kind not in ("error", "warning", "fatal", "non-document-error"):
+            continue
+        if kind == "warning" and message["message"] in ALLOWED_WARNINGS:
+            continue
+        page = Path(message.get("url", "?")).stem
+        if page == "canary":
+            canary.append(message["message"])
+            continue
+        line = message.get("lastLine", "?")
+        problems.append(f"{page}:{line}: {kind}: {message['message']}")
+    assert any("fraction of a second" in text for text in canary), (canary, stderr)
+    assert problems == [], f"{len(problems)} vnu problems:\n" + "\n".join(problems)
