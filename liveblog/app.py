@@ -18,9 +18,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from liveblog import embedding, schema, urls
+from liveblog.assets import Assets, FaviconAlias
 from liveblog.auth import Csrf
+from liveblog.compression import CompressPages
 from liveblog.cors import PublicReadCors
 from liveblog.db import Database
+from liveblog.desk_channel import DeskChannel
 from liveblog.gc_tuning import tune_for_serving
 from liveblog.headers import SecurityHeaders, headers_for
 from liveblog.hub import Hub, backend_from_url
@@ -35,6 +38,7 @@ from liveblog.newsroom import Newsroom
 from liveblog.policy import LoginRequired, guard
 from liveblog.ratelimit import LoginThrottle, MemoryLimiter
 from liveblog.render import STATIC_DIR, Renderer, make_templates
+from liveblog.scheduler import Scheduler
 from liveblog.settings import Settings
 from liveblog.state import Liveblog, get_liveblog
 from liveblog.stats import ReaderStats
@@ -42,11 +46,17 @@ from liveblog.views import (
     accounts,
     api,
     authors,
+    categories,
+    crawlers,
     desk,
+    desk_articles,
+    desk_channel,
     desk_stats,
     embed,
     history,
+    openapi,
     reader,
+    searching,
     uploads,
 )
 from liveblog.views.common import redirect, render
@@ -59,6 +69,8 @@ SERVER_ERROR = "Something went wrong on our side; it has been logged. Please try
 
 def create_app(settings: Settings | None = None) -> LiveblogApp:
     settings = settings or Settings()
+    # Read and fingerprinted once, here; served from memory (liveblog/assets.py).
+    assets = Assets.load(STATIC_DIR)
     site_headers = live_routing.stream_headers(https=settings.https)
     # The stream is served outside the stack below: see liveblog/live/routing.py.
     stream_endpoint = live_routing.endpoint(
@@ -69,7 +81,7 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Every service is closed by the exit stack, in reverse order of starting, even
         # when a later one fails to start or an earlier one fails to stop. The order is
-        # the shutdown's: statistics, presence, hub, streams, database.
+        # the shutdown's: desk channel, statistics, presence, hub, streams, database.
         async with contextlib.AsyncExitStack() as services:
             db = Database(
                 settings.sqlalchemy_url(),
@@ -107,13 +119,28 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
             stats = await started(
                 services, ReaderStats(db, presence, interval=settings.presence_interval)
             )
+            staff_channel = await started(
+                services, DeskChannel(hub, interval=settings.desk_presence_interval)
+            )
             services.callback(
                 lambda: log.info("%s; %s", live.replays.summary(), db.stream_wait_summary())
             )
             secret = settings.resolved_secret()
             renderer = Renderer(
-                make_templates({**embedding.template_globals(), **urls.template_globals(app)})
+                make_templates(
+                    {
+                        **embedding.template_globals(),
+                        **urls.template_globals(app, static=assets.versioned),
+                    }
+                )
             )
+            newsroom = Newsroom(db, hub, renderer, desk_channel=staff_channel)
+            # Started after the hub and before the site serves: a schedule missed while
+            # no process ran is published in its first round (liveblog/scheduler.py).
+            scheduler = await started(
+                services, Scheduler(newsroom, db, poll=settings.scheduler_poll)
+            )
+            newsroom.on_schedule = scheduler.wake
             # /media is served from here: StaticFiles answers 500 while it does not exist.
             settings.media_dir().mkdir(parents=True, exist_ok=True)
             app.state.liveblog = Liveblog(
@@ -122,7 +149,7 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
                 hub=hub,
                 renderer=renderer,
                 csrf=Csrf(secret),
-                newsroom=Newsroom(db, hub, renderer),
+                newsroom=newsroom,
                 presence=presence,
                 stats=stats,
                 media=MediaStore(
@@ -134,6 +161,7 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
                 ),
                 login_throttle=login_throttle(settings),
                 live=live,
+                desk_channel=staff_channel,
             )
             app.state.live = live  # what the stream endpoint reads, and all it reads
             yield
@@ -141,16 +169,23 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
     routes = [
         Route("/healthz", healthz, name="healthz"),
         *reader.routes,
+        *searching.routes,
+        *crawlers.routes,
         live_routing.route(stream_endpoint),
         *desk.routes,
+        *desk_articles.routes,
         *accounts.routes,
         *history.routes,
         *api.routes,
+        *openapi.routes,
         *embed.routes,
         *authors.routes,
+        *categories.routes,
         *uploads.routes,
         *desk_stats.routes,
-        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        *desk_channel.routes,
+        # Its own Mount, apart from the stream's path: fingerprints, compression, 304s.
+        Mount("/static", assets, name="static"),
         # Uploaded images; with LIVEBLOG_MEDIA_URL on a CDN this is its origin.
         Mount("/media", StaticFiles(directory=settings.media_dir(), check_dir=False), name="media"),
     ]
@@ -169,6 +204,8 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
                 max_upload_bytes=settings.max_upload_bytes,
             ),
             Middleware(PublicReadCors),
+            Middleware(FaviconAlias),
+            Middleware(CompressPages),  # static files come compressed already
         ],
         exception_handlers={
             HTTPException: http_error,

@@ -13,8 +13,17 @@ from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import update as sql_update
 from sqlmodel import col
 
-from liveblog import auth, store
-from liveblog.models import Role, Story, StoryCreate, StoryStatus, UpdateCreate, utcnow
+from liveblog import articles, auth, store
+from liveblog.models import (
+    BylineName,
+    CategoryCreate,
+    Role,
+    Story,
+    StoryCreate,
+    StoryStatus,
+    UpdateCreate,
+    utcnow,
+)
 from liveblog.state import Liveblog
 
 DEMO_USERNAME = "demo"
@@ -32,7 +41,27 @@ DEMO_STORY = StoryCreate(
     ),
     status=StoryStatus.live,
     breaking=True,
+    # The story as an article (issue 14): a byline, a lead with two sections, two
+    # categories (made by seed_demo when missing).
+    authors=[DEMO_USERNAME, BylineName(name="Staff and agencies")],
+    categories=["weather", "coast"],
+    lead=(
+        "Storm Aurelia is the first named storm of the season to reach the coast. This page "
+        "follows it hour by hour; the background is below.\n\n"
+        "## What to expect\n\n"
+        "Gusts of **140 km/h** or more along the coast until late evening, then a storm "
+        "surge at high tide, around 21:00. The flood warning covers the harbour, the "
+        "Esplanade and the streets below Quay Hill.\n\n"
+        "## How to stay safe\n\n"
+        "- Leave the low-lying streets if you have been told to.\n"
+        "- Keep away from the sea front and from fallen power lines.\n"
+        "- Call 112 only in an emergency.\n\n"
+        "> Treat every flooded road as closed.\n"
+        "> — Port Wennick fire service"
+    ),
 )
+DEMO_CATEGORIES = (CategoryCreate(name="Weather"), CategoryCreate(name="Coast"))
+DEMO_BIO = "The demo's editor: posts the live updates of the demo story."
 
 # In the order they are posted, oldest first: readers see them newest first.
 DEMO_UPDATES: tuple[UpdateCreate, ...] = (
@@ -201,6 +230,12 @@ async def seed_demo(liveblog: Liveblog) -> tuple[str, str]:
             user.password_hash = auth.hash_password(password)
             user.active = True
             session.add(user)
+        if not user.bio:
+            user.bio = DEMO_BIO
+            session.add(user)
+        for category in DEMO_CATEGORIES:
+            if await articles.get_category(session, store.slugify(category.name)) is None:
+                await articles.create_category(session, category)
 
     async with liveblog.db.session() as session:
         story = await store.get_story(session, DEMO_SLUG)

@@ -13,17 +13,18 @@ ATOM = "http://www.w3.org/2005/Atom"
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
+def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    """An Atom element under ``parent``."""
+    element = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
+    if text is not None:
+        # Input validation refuses these characters; rows stored before it did (or
+        # written around it) must still not make the whole feed unreadable.
+        element.text = xml_text(text)
+    return element
+
+
 def atom(story: Story, rows: list[tuple[Update, User]], *, site: Absolute) -> bytes:
     ET.register_namespace("", ATOM)
-
-    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-        element = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
-        if text is not None:
-            # Input validation refuses these characters; rows stored before it did (or
-            # written around it) must still not make the whole feed unreadable.
-            element.text = xml_text(text)
-        return element
-
     story_url = site.page("story_page", slug=story.slug)
     root = ET.Element(f"{{{ATOM}}}feed")
     sub(root, "id", story_url)
@@ -51,6 +52,43 @@ def atom(story: Story, rows: list[tuple[Update, User]], *, site: Absolute) -> by
         if update.key_event:
             sub(entry, "category", term="key-event", label="Key event")
         sub(entry, "content", update.body_html, type="html")
+    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document
+
+
+def stories_atom(
+    stories: list[Story],
+    *,
+    title: str,
+    self_url: str,
+    alternate_url: str,
+    site: Absolute,
+    authors: dict[int, list[str]],
+) -> bytes:
+    """Atom feed of stories (a category's): an entry per story, newest event first."""
+    ET.register_namespace("", ATOM)
+    root = ET.Element(f"{{{ATOM}}}feed")
+    sub(root, "id", self_url)
+    sub(root, "title", title)
+    newest = max((story.updated_at for story in stories), default=None)
+    sub(root, "updated", iso(newest) or "1970-01-01T00:00:00+00:00")
+    sub(root, "link", rel="alternate", type="text/html", href=alternate_url)
+    sub(root, "link", rel="self", type="application/atom+xml", href=self_url)
+    sub(root, "generator", "liveblog")
+    if not any(authors.get(story.id or 0) for story in stories):
+        sub(sub(root, "author"), "name", "liveblog")
+    for story in stories:
+        url = site.page("story_page", slug=story.slug)
+        entry = sub(root, "entry")
+        sub(entry, "id", url)
+        sub(entry, "title", story.title)
+        sub(entry, "published", iso(story.started_at or story.created_at))
+        sub(entry, "updated", iso(story.updated_at))
+        for name in authors.get(story.id or 0, []):
+            sub(sub(entry, "author"), "name", name)
+        sub(entry, "link", rel="alternate", type="text/html", href=url)
+        if story.summary:
+            sub(entry, "summary", story.summary)
     document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return document
 

@@ -30,6 +30,12 @@ MAX_HEADLINE = 200
 MAX_BODY = 20_000
 MAX_URL = 2000
 MAX_CAPTION = 300
+MAX_CATEGORY = 60
+MAX_BYLINE = 100
+MAX_LEAD = 20_000
+MAX_BIO = 2000
+MAX_AUTHORS = 10
+MAX_CATEGORIES = 10
 
 
 def utcnow() -> datetime:
@@ -76,6 +82,7 @@ class UpdateState(StrEnum):
     published = "published"
     returned = "returned"  # sent back to its author with a note
     rejected = "rejected"
+    scheduled = "scheduled"  # published by the scheduler at ``publish_at``
 
 
 class EventKind(StrEnum):
@@ -96,6 +103,9 @@ class User(SQLModel, table=True):
     role: Role = Field(default=Role.editor)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The author page's (migration 0007): a short bio and a photo (an upload or a link).
+    bio: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    photo_url: str | None = Field(default=None, max_length=MAX_URL)
 
 
 class Story(SQLModel, table=True):
@@ -117,6 +127,12 @@ class Story(SQLModel, table=True):
     peak_readers: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
     # Who created the story (None: created before this was recorded, migration 0003).
     created_by_id: int | None = Field(default=None, foreign_key="user.id")
+    # The lead (Markdown) and its sanitized HTML, shown above the timeline (0007).
+    lead: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    lead_html: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    # When coverage is announced to start; a live story with a future ``starts_at`` is
+    # "announced" (``started_at`` None) until its first update is published.
+    starts_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Update(SQLModel, table=True):
@@ -130,6 +146,10 @@ class Update(SQLModel, table=True):
             postgresql_where=text("pinned AND deleted_at IS NULL"),
         ),
         Index("ix_update_story_id_id", "story_id", "id"),
+        # Readers' order: the moment each update was published (migration 0005).
+        Index("ix_update_story_id_published_seq", "story_id", "published_seq"),
+        # The scheduler's look-up of what is due.
+        Index("ix_update_state_publish_at", "state", "publish_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -158,6 +178,49 @@ class Update(SQLModel, table=True):
     version: int = Field(default=1, sa_column_kwargs={"server_default": text("1")})
     # The editor's note when the update was returned to its author.
     return_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The seq of the story event that published it (None until published): readers see
+    # updates in this order, the order they arrived live (migration 0005).
+    published_seq: int | None = None
+    # When a scheduled update is (or was) to be published; kept after publishing, so a
+    # schedule that was missed while the service was down shows its intended time.
+    publish_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AuditAction(StrEnum):
+    """What an audit entry records (docs/newsroom.md, "The audit trail")."""
+
+    created = "created"  # an update written (its state in the detail)
+    edited = "edited"
+    submitted = "submitted"
+    published = "published"
+    returned = "returned"
+    rejected = "rejected"
+    scheduled = "scheduled"  # scheduled, or its time changed
+    unscheduled = "unscheduled"
+    deleted = "deleted"
+    pinned = "pinned"
+    unpinned = "unpinned"
+    story_created = "story_created"
+    story_changed = "story_changed"
+    team_added = "team_added"
+    team_removed = "team_removed"
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what to a story and when; written in the transaction of the change."""
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (Index("ix_audit_entry_story_id_id", "story_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    story_id: int = Field(foreign_key="story.id")
+    update_id: int | None = Field(default=None, foreign_key="update.id")
+    # None: the service itself (the scheduler).
+    actor_id: int | None = Field(default=None, foreign_key="user.id")
+    action: AuditAction
+    # A short human sentence's details: a state, a note, a schedule time, a username.
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class StoryTeam(SQLModel, table=True):
@@ -206,6 +269,35 @@ class StoryEvent(SQLModel, table=True):
     # True for the event that ends the story: streams close after sending it.
     closes: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Category(SQLModel, table=True):
+    """A section of the site (Politics, World...), in the editors' order (0007)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=MAX_CATEGORY)
+    slug: str = Field(max_length=MAX_SLUG, unique=True, index=True)
+    position: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+
+
+class StoryCategory(SQLModel, table=True):
+    __tablename__ = "story_category"
+
+    story_id: int = Field(foreign_key="story.id", primary_key=True)
+    category_id: int = Field(foreign_key="category.id", primary_key=True, index=True)
+    # The story's own order of its categories: the first is its section.
+    position: int = 0
+
+
+class StoryByline(SQLModel, table=True):
+    """One name of a story's byline, in order: a user, or a free-text name."""
+
+    __tablename__ = "story_byline"
+
+    story_id: int = Field(foreign_key="story.id", primary_key=True)
+    position: int = Field(primary_key=True)
+    user_id: int | None = Field(default=None, foreign_key="user.id", index=True)
+    name: str | None = Field(default=None, max_length=MAX_BYLINE)
 
 
 class ApiToken(SQLModel, table=True):
@@ -258,7 +350,53 @@ def _non_empty(value: str, what: str) -> str:
     return value
 
 
-class StoryCreate(_Input):
+class BylineName(_Input):
+    """A byline's free-text name (``{"name": "Staff and agencies"}``) or a user's
+    (``{"username": "alice"}``, the same as the bare string ``"alice"``)."""
+
+    name: str | None = InputField(default=None, max_length=MAX_BYLINE)
+    username: str | None = InputField(default=None, max_length=40)
+
+    @model_validator(mode="after")
+    def _one(self) -> BylineName:
+        if bool(self.name) == bool(self.username):
+            raise ValueError('a byline is a username or {"name": ...}, one of them')
+        return self
+
+
+class _Article(_Input):
+    """The article fields of a story (issue 14): byline, lead, categories, start."""
+
+    authors: list[str | BylineName] | None = InputField(default=None, max_length=MAX_AUTHORS)
+    lead: str | None = InputField(default=None, max_length=MAX_LEAD)
+    categories: list[str] | None = InputField(default=None, max_length=MAX_CATEGORIES)
+    starts_at: datetime | None = None
+
+    @field_validator("authors")
+    @classmethod
+    def _authors(cls, value: list[str | BylineName] | None) -> list[str | BylineName] | None:
+        if value is None:
+            return None
+        return [_non_empty(item, "a username") if isinstance(item, str) else item for item in value]
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        for slug in value:
+            _check_slug(slug)
+        return list(dict.fromkeys(value))
+
+    @field_validator("starts_at")
+    @classmethod
+    def _starts_at(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("starts_at needs a time zone, e.g. 2026-12-03T14:00:00Z")
+        return None if value is None else _in_utc(value)
+
+
+class StoryCreate(_Article):
     title: str = InputField(max_length=MAX_TITLE)
     summary: str = InputField(default="", max_length=MAX_SUMMARY)
     slug: str | None = None
@@ -276,7 +414,9 @@ class StoryCreate(_Input):
         return _non_empty(value, "title")
 
 
-class StoryPatch(_Input):
+class StoryPatch(_Article):
+    """Only the fields given change; ``"starts_at": null`` removes the announced start."""
+
     title: str | None = InputField(default=None, max_length=MAX_TITLE)
     summary: str | None = InputField(default=None, max_length=MAX_SUMMARY)
     status: StoryStatus | None = None
@@ -333,6 +473,8 @@ class UpdateCreate(_ImageInput):
     pinned: bool = False
     # None: the caller's default (an editor publishes, a contributor submits).
     state: UpdateState | None = None
+    # A future moment: an editor's update is scheduled for it (docs/newsroom.md).
+    publish_at: datetime | None = None
 
     @field_validator("body")
     @classmethod
@@ -346,6 +488,11 @@ class UpdateCreate(_ImageInput):
             raise ValueError("state must be draft, submitted or published")
         return value
 
+    @field_validator("publish_at")
+    @classmethod
+    def _publish_at(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else _future(value)
+
     @field_validator("headline")
     @classmethod
     def _headline(cls, value: str | None) -> str | None:
@@ -353,10 +500,70 @@ class UpdateCreate(_ImageInput):
 
     @model_validator(mode="after")
     def _image_parts_need_an_image(self) -> UpdateCreate:
+        if self.publish_at is not None and self.state is not None:
+            # A scheduled update's state is "scheduled": "state" cannot say otherwise.
+            raise ValueError("give either publish_at or state, not both")
         parts = [name for name in IMAGE_FIELDS[1:] if getattr(self, name) is not None]
         if parts and self.image_url is None:
             raise ValueError(f"{', '.join(parts)} given without an image_url")
         return self
+
+
+def _future(moment: datetime) -> datetime:
+    """A schedule's time: with a zone (a bare local time is ambiguous), in the future."""
+    if moment.tzinfo is None:
+        raise ValueError("publish_at needs a time zone, e.g. 2026-12-03T10:00:00Z")
+    moment = _in_utc(moment)
+    if moment <= utcnow():
+        raise ValueError("publish_at must be in the future")
+    return moment
+
+
+def _in_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a ValueError (422), not an OverflowError (500), when that
+    falls outside years 1 to 9999 (``9999-12-31T23:59:59-23:00``)."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must fall within years 1 to 9999 in UTC") from None
+
+
+class CategoryCreate(_Input):
+    name: str = InputField(max_length=MAX_CATEGORY)
+    slug: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _non_empty(value, "name")
+
+    @field_validator("slug")
+    @classmethod
+    def _slug(cls, value: str | None) -> str | None:
+        return _check_slug(value or None)
+
+
+class ProfilePatch(_Input):
+    """What a user changes of their own author page."""
+
+    bio: str = InputField(default="", max_length=MAX_BIO)
+    photo_url: str | None = InputField(default=None, max_length=MAX_URL)
+
+    @field_validator("photo_url")
+    @classmethod
+    def _photo(cls, value: str | None) -> str | None:
+        return check_image_url(value) if value else None
+
+
+class Schedule(_Input):
+    """``POST .../schedule``: when to publish."""
+
+    publish_at: datetime
+
+    @field_validator("publish_at")
+    @classmethod
+    def _when(cls, value: datetime) -> datetime:
+        return _future(value)
 
 
 class ReturnNote(_Input):
@@ -400,6 +607,7 @@ def story_public(story: Story) -> dict[str, Any]:
         "created_at": iso(story.created_at),
         "started_at": iso(story.started_at),
         "ended_at": iso(story.ended_at),
+        "starts_at": iso(story.starts_at),
     }
 
 
@@ -443,4 +651,82 @@ def update_for_staff(update: Update, author: User | None) -> dict[str, Any]:
         "state": update.state.value,
         "version": update.version,
         "return_note": update.return_note,
+        "publish_at": iso(update.publish_at),
     }
+
+
+# --- output shapes, as the API documents them (liveblog/views/openapi.py) --------------
+# One model per function above: every key it writes, nothing else (extra="forbid"), so
+# tests/test_openapi.py fails when a function and its model part.
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImageOut(_Output):
+    url: str
+    alt: str | None
+    caption: str | None
+    credit: str | None
+    width: int | None
+    height: int | None
+
+
+class UpdatePublicOut(_Output):
+    """``update_public``."""
+
+    id: int
+    headline: str | None
+    body: str
+    body_html: str
+    key_event: bool
+    pinned: bool
+    author: str | None
+    created_at: datetime
+    edited_at: datetime | None
+    image: ImageOut | None
+
+
+class UpdateStaffOut(UpdatePublicOut):
+    """``update_for_staff``."""
+
+    state: UpdateState
+    version: int
+    return_note: str | None
+    publish_at: datetime | None
+
+
+class BylineOut(_Output):
+    """``articles.Byline.public``: a user's (``username``) or a free-text name."""
+
+    name: str
+    username: str | None
+
+
+class CategoryOut(_Output):
+    """``articles.category_public``."""
+
+    name: str
+    slug: str
+    position: int
+
+
+class StoryStaffOut(_Output):
+    """``story_for_staff`` with ``articles.article_json``: a story as the API shows it."""
+
+    slug: str
+    title: str
+    summary: str
+    status: StoryStatus
+    breaking: bool
+    last_seq: int
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    starts_at: datetime | None
+    created_by: str | None
+    authors: list[BylineOut]
+    categories: list[CategoryOut]
+    lead: str
+    lead_html: str

@@ -16,8 +16,9 @@ from typing import TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from liveblog import store
+from liveblog import articles, store, workflow
 from liveblog.db import Database
+from liveblog.desk_channel import DeskChannel
 from liveblog.hub import Hub
 from liveblog.models import (
     Story,
@@ -39,10 +40,25 @@ Change = Callable[..., Awaitable[tuple[T, list[StoryEvent]]]]
 
 
 class Newsroom:
-    def __init__(self, db: Database, hub: Hub, renderer: Renderer) -> None:
+    def __init__(
+        self,
+        db: Database,
+        hub: Hub,
+        renderer: Renderer,
+        *,
+        desk_channel: DeskChannel | None = None,
+    ) -> None:
         self.db = db
         self.hub = hub
         self.renderer = renderer
+        # Told of every committed change to a story, for the staff's open desks.
+        self.desk_channel = desk_channel
+        # Called when a schedule is made, changed or cancelled (the scheduler's wake).
+        self.on_schedule: Callable[[], None] | None = None
+
+    def _schedules_changed(self) -> None:
+        if self.on_schedule is not None:
+            self.on_schedule()
 
     async def _publish(self, events: Sequence[StoryEvent]) -> None:
         if events:
@@ -52,13 +68,20 @@ class Newsroom:
         try:
             async with self.db.transaction() as session:
                 story = await store.create_story(session, data=data, actor=actor)
+                await articles.change(session, story, data)
         except IntegrityError as exc:  # lost a race for the same slug
             raise Conflict("a story with that slug already exists") from exc
         return story
 
     async def change_story(self, slug: str, patch: StoryPatch, *, actor: User) -> Story:
         async def change(session: AsyncSession, story: Story) -> tuple[Story, list[StoryEvent]]:
-            return story, await store.change_story(session, story=story, patch=patch, actor=actor)
+            # The article fields (byline, lead, categories, start) are part of the same
+            # change: one audit entry, one ``story`` event (liveblog/articles.py).
+            also, payload = await articles.change(session, story, patch)
+            events = await store.change_story(
+                session, story=story, patch=patch, actor=actor, also=also, payload=payload
+            )
+            return story, events
 
         return await self._in_story(slug, change)
 
@@ -80,7 +103,10 @@ class Newsroom:
             created_at=created_at,
             may_publish=may_publish,
         )
-        return await self._in_story(slug, post, pins=True)
+        update = await self._in_story(slug, post, pins=True)
+        if data.publish_at is not None:
+            self._schedules_changed()
+        return update
 
     async def edit_update(
         self,
@@ -112,30 +138,55 @@ class Newsroom:
         actor: User,
         may_publish: bool,
         note: str | None = None,
+        publish_at: datetime | None = None,
         expected_version: int | None = None,
     ) -> Update:
-        """Submit, publish, return or reject an update (``store.TRANSITIONS``); publishing
-        appends the ``update`` event readers get, published after the commit as always."""
+        """Submit, publish, return, reject, schedule or unschedule an update
+        (``workflow.TRANSITIONS``); publishing appends the ``update`` event readers get,
+        published after the commit as always."""
         move = partial(
-            store.move_update,
+            workflow.move_update,
             update_id=update_id,
             action=action,
             actor=actor,
             renderer=self.renderer,
             may_publish=may_publish,
             note=note,
+            publish_at=publish_at,
             expected_version=expected_version,
         )
-        return await self._in_story(slug, move)
+        moved = await self._in_story(slug, move)
+        if action in ("schedule", "unschedule"):
+            self._schedules_changed()
+        return moved
 
-    async def set_team_member(self, slug: str, username: str, *, on: bool) -> bool:
+    async def publish_due(self, slug: str, now: datetime) -> list[Update] | None:
+        """Publish the story's schedules due at ``now`` (``workflow.publish_due``). None:
+        another transaction holds the story (on PostgreSQL, another process's scheduler
+        or an editor's change): it is left to them, and asked again on the next round."""
+        async with self.db.transaction() as session:
+            story = await store.get_story(session, slug, lock=True, skip_locked=True)
+            if story is None:
+                return None
+            published, events = await workflow.publish_due(
+                session, story=story, now=now, renderer=self.renderer
+            )
+        await self._publish(events)
+        if published and self.desk_channel is not None and story.id is not None:
+            await self.desk_channel.changed(story.id, "schedule")
+        return published
+
+    async def set_team_member(self, slug: str, username: str, *, on: bool, actor: User) -> bool:
         """Put ``username`` on the story's team (``on``) or take them off; True if they
         were added."""
 
         async def change(session: AsyncSession, story: Story) -> tuple[bool, list[StoryEvent]]:
             if on:
-                return await store.add_to_team(session, story=story, username=username), []
-            await store.remove_from_team(session, story=story, username=username)
+                added = await workflow.add_to_team(
+                    session, story=story, username=username, actor=actor
+                )
+                return added, []
+            await workflow.remove_from_team(session, story=story, username=username, actor=actor)
             return False, []
 
         return await self._in_story(slug, change)
@@ -149,10 +200,13 @@ class Newsroom:
 
         await self._in_story(slug, delete)
 
-    async def _in_story(self, slug: str, change: Change[T], *, pins: bool = False) -> T:
+    async def _in_story(
+        self, slug: str, change: Change[T], *, pins: bool = False, topic: str = "updates"
+    ) -> T:
         """One change to the story ``slug``: lock its row, make the change and append its
-        events in one transaction, commit, then publish the events. ``pins``: the change
-        may pin an update, and a race lost for the one pinned place is a Conflict."""
+        events in one transaction, commit, then publish the events and tell the story's
+        open desks (``topic``: what changed, for them). ``pins``: the change may pin an
+        update, and a race lost for the one pinned place is a Conflict."""
         try:
             async with self.db.transaction() as session:
                 story = await _locked(session, slug)
@@ -163,6 +217,8 @@ class Newsroom:
             # Two editors pinning at the same instant: the unique index refuses one.
             raise Conflict("another update was pinned at the same moment; try again") from exc
         await self._publish(events)
+        if self.desk_channel is not None and story.id is not None:
+            await self.desk_channel.changed(story.id, topic)
         return result
 
 

@@ -81,20 +81,22 @@ PERMISSIONS: dict[Permission, About] = {
         refusal="You may not see drafts.",
     ),
     Permission.USE_DESK: About(
-        "open the desk: the story list, a story's desk, edit forms, histories, reader numbers",
+        "open the desk: the story list, a story's desk, its queue, histories, reader "
+        "numbers; alone (a contributor), only the stories whose team one is on",
         writes=False,
         refusal="You may not use the desk.",
     ),
     Permission.MANAGE_STORIES: About(
-        "create stories; change a story's title, summary, status, breaking flag; "
+        "create stories; change a story's title, summary, status, breaking flag, "
+        "byline, lead, categories and start; manage the categories; "
         "put contributors on a story's team and take them off",
         writes=True,
         refusal="You may not create or change stories.",
     ),
     Permission.SUBMIT_UPDATES: About(
-        "write updates through the API and submit them to an editor; alone (a "
-        "contributor), only one's own, only on the stories whose team one is on, and "
-        "never published",
+        "write updates (the API, the desk's compose and edit forms) and submit them to "
+        "an editor; alone (a contributor), only one's own, only on the stories whose "
+        "team one is on, and never published",
         writes=True,
         refusal="You may not write updates.",
     ),
@@ -129,9 +131,10 @@ EVERYONE: frozenset[Permission] = frozenset({Permission.READ_PUBLIC})
 
 _P = Permission
 ROLES: dict[Role, frozenset[Permission]] = {
-    # Contributors see no draft story, except through the API on the stories whose
-    # team they are on (liveblog/views/api.py); docs/newsroom.md.
-    Role.contributor: frozenset({_P.SUBMIT_UPDATES, _P.MANAGE_OWN_TOKENS}),
+    # Contributors see no draft story, except on the stories whose team they are on
+    # (the API and the desk check the team: liveblog/views/api.py, views/common.py's
+    # desk_story); docs/newsroom.md.
+    Role.contributor: frozenset({_P.USE_DESK, _P.SUBMIT_UPDATES, _P.MANAGE_OWN_TOKENS}),
     Role.editor: frozenset(
         {
             *(_P.READ_DRAFTS, _P.USE_DESK, _P.MANAGE_STORIES, _P.SUBMIT_UPDATES),
@@ -208,6 +211,16 @@ ROUTES: dict[str, Rule] = {
     "update_page": PUBLIC_WITH_DRAFTS,
     "story_events": PUBLIC_WITH_DRAFTS,  # served outside the stack: must stay public
     "author_page": PUBLIC_WITH_DRAFTS,
+    # A category's page and feed: live and ended stories only, to anyone.
+    "category_page": PUBLIC,
+    "category_feed": PUBLIC,
+    # Search and what crawlers read: published stories and updates only, to anyone
+    # (the API's search too, with any token, read-only ones included: /api/ takes tokens).
+    "search_page": PUBLIC,
+    "api_search": api(_P.READ_PUBLIC),
+    "sitemap": PUBLIC,
+    "news_sitemap": PUBLIC,
+    "robots": PUBLIC,
     # The embed family is read across sites without cookies: never a draft, to anyone.
     "story_snapshot": PUBLIC,
     "embed_page": PUBLIC,
@@ -221,12 +234,23 @@ ROUTES: dict[str, Rule] = {
     "desk_home": desk(_P.USE_DESK, view_checks=_P.READ_DRAFTS),
     "story_desk_page": desk(_P.USE_DESK, view_checks=_P.READ_DRAFTS),
     "story_stats": desk(_P.USE_DESK, view_checks=_P.READ_DRAFTS),
-    "edit_update_form": desk(_P.USE_DESK, view_checks=_P.READ_DRAFTS),
+    # Staff only: presence, soft locks, "changed"; a contributor on the story's team only.
+    "desk_channel": desk(_P.USE_DESK, view_checks=_P.READ_DRAFTS),
+    # The story's queue, scheduled updates and drafts as a fragment (the desk's script).
+    "desk_queue": desk(_P.USE_DESK, view_checks=_P.WRITE_UPDATES),
+    # Contributors too: only their own unpublished updates, on their stories.
+    "edit_update_form": desk(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
     "update_history": desk(_P.USE_DESK, view_checks=_P.READ_DRAFTS),
     "create_story": desk(_P.MANAGE_STORIES),
     "change_story": desk(_P.MANAGE_STORIES, view_checks=_P.READ_DRAFTS),
-    "post_update": desk(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
-    "edit_update": desk(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
+    # Contributors too: a contributor's update is submitted (or a draft), never published.
+    "post_update": desk(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
+    "edit_update": desk(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
+    "desk_submit_update": desk(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
+    # Publish, return, reject, schedule, unschedule.
+    "desk_move_update": desk(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
+    "desk_add_team_member": desk(_P.MANAGE_STORIES, view_checks=_P.READ_DRAFTS),
+    "desk_remove_team_member": desk(_P.MANAGE_STORIES, view_checks=_P.READ_DRAFTS),
     "delete_update": desk(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
     "pin_update": desk(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
     "tokens_index": desk(_P.MANAGE_OWN_TOKENS, view_checks=_P.MANAGE_ALL_TOKENS),
@@ -237,24 +261,41 @@ ROUTES: dict[str, Rule] = {
     "change_role": desk(_P.MANAGE_USERS),
     "change_active": desk(_P.MANAGE_USERS),
     "reset_password": desk(_P.MANAGE_USERS),
+    # Everyone on the desk edits their own author page (bio, photo).
+    "profile_form": desk(_P.USE_DESK),
+    "change_profile": desk(_P.USE_DESK),
+    "categories_index": desk(_P.MANAGE_STORIES),
+    "create_category": desk(_P.MANAGE_STORIES),
+    "move_category": desk(_P.MANAGE_STORIES),
     # The JSON API (bearer tokens; read-only tokens only read).
     "api.list_stories": api(_P.READ_DRAFTS),
     "api.get_story": api(_P.READ_DRAFTS),
     "api.list_updates": api(_P.READ_DRAFTS),
-    "api.get_update": api(_P.READ_DRAFTS),
     "api.create_story": api(_P.MANAGE_STORIES),
+    "api.list_categories": api(_P.READ_PUBLIC),
+    "api.create_category": api(_P.MANAGE_STORIES),
     "api.patch_story": api(_P.MANAGE_STORIES, view_checks=_P.READ_DRAFTS),
     # Contributors too: only their own updates, on their stories, never published.
     "api.post_update": api(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
     "api.patch_update": api(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
     "api.submit_update": api(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
+    # A contributor reads their own updates (any state) and published ones.
+    "api.get_update": api(_P.SUBMIT_UPDATES, view_checks=_P.READ_DRAFTS),
     "api.delete_update": api(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
     "api.publish_update": api(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
     "api.return_update": api(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
     "api.reject_update": api(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
+    "api.schedule_update": api(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
+    "api.unschedule_update": api(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
     "api.upload_image": api(_P.WRITE_UPDATES),
     "api.add_team_member": api(_P.MANAGE_STORIES, view_checks=_P.READ_DRAFTS),
     "api.remove_team_member": api(_P.MANAGE_STORIES, view_checks=_P.READ_DRAFTS),
+    # The API's description (OpenAPI) and its page: public, the one exception under
+    # /api/. It says how to call the API, nothing of what is in it (the same for every
+    # caller, as the source is); clients and generators read it before they hold a
+    # token, and a browser cannot send one to open the page (docs/integrations.md).
+    "api_openapi": PUBLIC,
+    "api_docs": PUBLIC,
 }
 
 

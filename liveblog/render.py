@@ -62,19 +62,23 @@ def _mark_quote_attributions(state: StateCore) -> None:
 
 
 class MarkdownRenderer:
-    def __init__(self) -> None:
+    """``sections``: ``##`` headings are kept (a story's lead has sections; an update,
+    itself headed by an ``h2``, does not)."""
+
+    def __init__(self, *, sections: bool = False) -> None:
+        self._tags = ALLOWED_TAGS | {"h2"} if sections else ALLOWED_TAGS
         self._md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": True})
         self._md.enable(["table", "strikethrough", "replacements", "smartquotes"])
         self._md.core.ruler.push("quote_attribution", _mark_quote_attributions)
 
     def __call__(self, source: str) -> str:
-        return sanitize(self._md.render(source))
+        return sanitize(self._md.render(source), tags=self._tags)
 
 
-def sanitize(html: str) -> str:
+def sanitize(html: str, *, tags: set[str] = ALLOWED_TAGS) -> str:
     return nh3.clean(
         html,
-        tags=ALLOWED_TAGS,
+        tags=tags,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
         tag_attribute_values={"p": {"class": {ATTRIBUTION_CLASS}}},

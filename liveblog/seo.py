@@ -10,7 +10,7 @@ string can close the element early.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from markupsafe import Markup
@@ -58,11 +58,33 @@ def blog_posting(update: Update, author: User, *, story: Story, site: Absolute) 
     return posting
 
 
+@dataclass(frozen=True)
+class Article:
+    """What a story page says of the story as an article (liveblog/articles.py)."""
+
+    authors: list[tuple[str, str | None]] = field(default_factory=list)  # (name, username)
+    sections: list[str] = field(default_factory=list)  # category names, the first its own
+    publisher: str = "liveblog"
+    logo: str | None = None  # the publisher's logo, an absolute URL
+
+
+def _person(name: str, username: str | None, site: Absolute) -> dict[str, Any]:
+    if username is None:
+        return {"@type": "Organization", "name": name}
+    return {"@type": "Person", "name": name, "url": site.page("author_page", username=username)}
+
+
 def live_blog_posting(
-    story: Story, rows: list[tuple[Update, User]], *, site: Absolute
+    story: Story,
+    rows: list[tuple[Update, User]],
+    *,
+    site: Absolute,
+    article: Article | None = None,
 ) -> dict[str, Any]:
+    article = article or Article()
     url = site.page("story_page", slug=story.slug)
-    started = story.started_at or story.created_at
+    # The real start; an announced story's announced one until its first update.
+    started = story.started_at or story.starts_at or story.created_at
     modified = max(
         [update.edited_at or update.created_at for update, _ in rows] or [story.updated_at]
     )
@@ -78,9 +100,22 @@ def live_blog_posting(
         "dateModified": iso(modified),
         "coverageStartTime": iso(started),
         "liveBlogUpdate": [
-            blog_posting(update, author, story=story, site=site) for update, author in rows
+            # Each update at its place in the live page: the URL's #fragment, no query.
+            {
+                **blog_posting(update, author, story=story, site=site),
+                "url": f"{url}#update-{update.id}",
+            }
+            for update, author in rows
         ],
     }
+    if article.authors:
+        data["author"] = [_person(name, username, site) for name, username in article.authors]
+    if article.sections:
+        data["articleSection"] = article.sections
+    publisher: dict[str, Any] = {"@type": "Organization", "name": article.publisher}
+    if article.logo:
+        publisher["logo"] = {"@type": "ImageObject", "url": article.logo}
+    data["publisher"] = publisher
     if story.status == StoryStatus.ended and story.ended_at is not None:
         data["coverageEndTime"] = iso(story.ended_at)
     return data
@@ -104,6 +139,9 @@ class PageMeta:
     image: str | None = None
     published: str | None = None
     modified: str | None = None
+    # Open Graph's article:section and article:tag (a story's categories).
+    section: str | None = None
+    tags: tuple[str, ...] = ()
 
     @property
     def card(self) -> str:

@@ -52,6 +52,24 @@ class Settings(BaseSettings):
     )
     https: bool = Field(default=False, description="Mark cookies Secure (serving over HTTPS).")
     page_size: int = Field(default=20, ge=1, le=100, description="Updates per reader page.")
+    # --- search and sitemaps (docs/search.md) ------------------------------------------
+    search_language: str = Field(
+        default="english",
+        pattern=r"^[a-z_]{1,63}$",
+        description="PostgreSQL text search configuration for search (stemming, stop "
+        "words); the index is built in it by 'liveblog db upgrade'. SQLite stems English.",
+    )
+    site_name: str = Field(
+        default="liveblog",
+        min_length=1,
+        max_length=100,
+        description="The publication's name, as Google News knows it (news sitemap).",
+    )
+    site_language: str = Field(
+        default="en",
+        pattern=r"^[a-z]{2,3}(-[a-z]{2})?$",
+        description="The publication's language: an ISO 639 code (news sitemap).",
+    )
     stream_backlog: int = Field(
         default=256,
         ge=1,
@@ -100,6 +118,18 @@ class Settings(BaseSettings):
         default=5.0,
         gt=0,
         description="Seconds between each process's reader-count broadcasts (desk stats).",
+    )
+    scheduler_poll: float = Field(
+        default=5.0,
+        gt=0,
+        description="Most seconds between each process's look for due scheduled updates "
+        "(schedules made in the same process wake it at once; see docs/newsroom.md).",
+    )
+    desk_presence_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between each process's report of the desks open on it (who is "
+        "on a story's desk); a process silent for three of them is forgotten.",
     )
     # --- what a stranger can push against (docs/security.md, "Limits") ---------------
     stream_db_connections: int = Field(

@@ -8,6 +8,7 @@ from starlette.requests import HTTPConnection
 
 from liveblog.auth import Csrf
 from liveblog.db import Database
+from liveblog.desk_channel import DeskChannel
 from liveblog.hub import Hub
 from liveblog.hub.presence import Presence
 from liveblog.live.service import Live
@@ -32,6 +33,7 @@ class Liveblog:
     media: MediaStore
     login_throttle: LoginThrottle
     live: Live  # the reader stream (its endpoint reads it from app.state.live)
+    desk_channel: DeskChannel  # staff-only: presence, soft locks, "changed" signals
 
 
 def get_liveblog(conn: HTTPConnection) -> Liveblog:

@@ -13,23 +13,23 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, func
+from sqlalchemy import ColumnElement, and_, func, or_
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
 
-from liveblog import revisions
+from liveblog import audit, revisions
 from liveblog.events import dump_payload
 from liveblog.models import (
     IMAGE_FIELDS,
     MAX_SLUG,
     SLUG_RE,
+    AuditAction,
     EventKind,
     Role,
     Story,
@@ -77,7 +77,12 @@ class Stale(StoreError):
 # --- reading -------------------------------------------------------------------------
 
 
-async def get_story(session: AsyncSession, slug: str, *, lock: bool = False) -> Story | None:
+async def get_story(
+    session: AsyncSession, slug: str, *, lock: bool = False, skip_locked: bool = False
+) -> Story | None:
+    """``lock``: hold the story's row until the transaction ends (every writer to a
+    story does). ``skip_locked``: on PostgreSQL, None at once if another transaction
+    holds it (the scheduler uses this to leave a story to whoever holds it)."""
     if not SLUG_RE.fullmatch(slug):
         return None  # no story has it; and PostgreSQL refuses some strings (NUL) outright
     query = select(Story).where(Story.slug == slug)
@@ -86,7 +91,7 @@ async def get_story(session: AsyncSession, slug: str, *, lock: bool = False) -> 
         # the first write of the transaction takes the database's write lock, so make
         # a no-op write first: otherwise the story is read before the lock and checks
         # on it (ended? which update is pinned?) can be stale by the time it is written.
-        query = query.with_for_update()
+        query = query.with_for_update(skip_locked=skip_locked)
         if session.get_bind().dialect.name == "sqlite":
             await session.exec(
                 sql_update(Story)
@@ -172,6 +177,56 @@ async def staff_update(
     return update
 
 
+async def staff_updates(
+    session: AsyncSession,
+    story: Story,
+    *,
+    viewer: User,
+    states: Collection[UpdateState],
+    only_own: bool = False,
+    limit: int = 200,
+) -> list[tuple[Update, User]]:
+    """The story's updates in ``states`` as staff see them, with their authors: not
+    deleted, and drafts only the viewer's own (drafts are private). ``only_own``: only
+    the viewer's (what a contributor sees). Scheduled ones soonest first, the rest
+    newest first."""
+    query = (
+        _with_authors()
+        .where(
+            col(Update.story_id) == story.id,
+            _NOT_DELETED,
+            col(Update.state).in_(list(states)),
+            or_(col(Update.state) != UpdateState.draft, col(Update.author_id) == viewer.id),
+        )
+        .order_by(col(Update.publish_at).asc().nulls_last(), col(Update.id).desc())
+        .limit(limit)
+    )
+    if only_own:
+        query = query.where(col(Update.author_id) == viewer.id)
+    return [(update, user) for update, user in (await session.exec(query)).all()]
+
+
+async def team_stories(session: AsyncSession, user: User) -> list[Story]:
+    """The stories whose team ``user`` is on, newest change first (a contributor's desk)."""
+    query = (
+        select(Story)
+        .join(StoryTeam, col(StoryTeam.story_id) == Story.id)
+        .where(StoryTeam.user_id == user.id)
+        .order_by(col(Story.updated_at).desc(), col(Story.id).desc())
+    )
+    return list((await session.exec(query)).all())
+
+
+async def team_members(session: AsyncSession, story: Story) -> list[User]:
+    query = (
+        select(User)
+        .join(StoryTeam, col(StoryTeam.user_id) == User.id)
+        .where(StoryTeam.story_id == story.id)
+        .order_by(col(User.username))
+    )
+    return list((await session.exec(query)).all())
+
+
 async def on_team(session: AsyncSession, story: Story, user: User) -> bool:
     """Is ``user`` on the team of ``story``?"""
     found = await session.get(StoryTeam, (story.id, user.id))
@@ -188,18 +243,28 @@ async def updates_page(
     order: Order = "newest",
 ) -> list[tuple[Update, User]]:
     """Newest first (``before``: the cursor of "older updates"), or oldest first
-    (``after``: the cursor of "newer updates")."""
+    (``after``: the cursor of "newer updates"). The cursors are update ids; the order is
+    the order of publishing (``Update.published_seq``), the order live readers saw."""
+    position = col(Update.published_seq)
     query = (
         _with_authors()
         .where(_shown_in(story))
-        .order_by(col(Update.id).desc() if order == "newest" else col(Update.id).asc())
+        .order_by(position.desc() if order == "newest" else position.asc())
         .limit(limit)
     )
     if before is not None:
-        query = query.where(col(Update.id) < before)
+        query = query.where(position < _position_of(before))
     if after is not None:
-        query = query.where(col(Update.id) > after)
+        query = query.where(position > _position_of(after))
     return [(update, user) for update, user in (await session.exec(query)).all()]
+
+
+def _position_of(update_id: int) -> Any:
+    """The publishing position of the update ``update_id``, as a subquery (NULL for no
+    such update, which matches nothing)."""
+    if not 0 < update_id < 2**63:
+        update_id = 0  # out of any database's integer range: no such update
+    return select(Update.published_seq).where(Update.id == update_id).scalar_subquery()
 
 
 async def get_user_by_username(session: AsyncSession, username: str) -> User | None:
@@ -215,7 +280,7 @@ async def updates_by_author(
         select(Update, Story)
         .join(Story, col(Story.id) == Update.story_id)
         .where(Update.author_id == author.id, _PUBLISHED, col(Story.status).in_(statuses))
-        .order_by(col(Update.id).desc())
+        .order_by(col(Update.created_at).desc(), col(Update.id).desc())
         .limit(limit)
     )
     return [(update, story) for update, story in (await session.exec(query)).all()]
@@ -231,7 +296,7 @@ async def key_events(session: AsyncSession, story: Story, *, limit: int = 50) ->
     query = (
         select(Update)
         .where(_shown_in(story), col(Update.key_event).is_(True))
-        .order_by(col(Update.id).desc())
+        .order_by(col(Update.published_seq).desc())
         .limit(limit)
     )
     return list((await session.exec(query)).all())
@@ -240,7 +305,7 @@ async def key_events(session: AsyncSession, story: Story, *, limit: int = 50) ->
 async def last_updated(session: AsyncSession, story: Story) -> datetime | None:
     """When the newest update was posted or corrected (None: no updates yet)."""
     query = select(Update.created_at, Update.edited_at).where(_shown_in(story))
-    latest = query.order_by(col(Update.id).desc()).limit(1)
+    latest = query.order_by(col(Update.published_seq).desc()).limit(1)
     edited = query.where(col(Update.edited_at).is_not(None))
     edited = edited.order_by(col(Update.edited_at).desc()).limit(1)
     moments = [
@@ -382,6 +447,31 @@ async def _update_event(
     return await _append_event(session, story, kind, payload, actor=actor, update_id=update.id)
 
 
+async def publishing_event(
+    session: AsyncSession,
+    renderer: Renderer,
+    story: Story,
+    update: Update,
+    *,
+    author: User,
+    actor: User | None,
+) -> StoryEvent:
+    """The ``update`` event that shows readers ``update`` for the first time; its seq
+    becomes the update's place in the story (``published_seq``). ``actor`` None: the
+    scheduler."""
+    payload = _update_payload(renderer, update, story, author)
+    event = await _append_event(
+        session, story, EventKind.update, payload, actor=actor, update_id=update.id
+    )
+    if story.started_at is None and story.status == StoryStatus.live:
+        # An announced story starts with its first published update.
+        story.started_at = event.created_at
+        session.add(story)
+    update.published_seq = event.seq
+    session.add(update)
+    return event
+
+
 async def _pin_event(
     session: AsyncSession,
     renderer: Renderer,
@@ -458,19 +548,37 @@ async def create_story(session: AsyncSession, *, data: StoryCreate, actor: User)
         breaking=data.breaking,
         created_at=now,
         updated_at=now,
-        started_at=now if data.status in (StoryStatus.live, StoryStatus.ended) else None,
+        started_at=now if _starts(data.status, data.starts_at, now) else None,
+        starts_at=data.starts_at,
         ended_at=now if data.status == StoryStatus.ended else None,
         created_by_id=actor.id,
     )
     session.add(story)
     await session.flush()
+    audit.record(session, story, AuditAction.story_created, actor=actor, detail=story.status)
     return story
 
 
+def _starts(status: StoryStatus, starts_at: datetime | None, now: datetime) -> bool:
+    """Does a story with this status start now? A live story announced for a later
+    time (``starts_at``) starts with its first published update (docs/reader.md)."""
+    if status == StoryStatus.ended:
+        return True
+    return status == StoryStatus.live and (starts_at is None or starts_at <= now)
+
+
 async def change_story(
-    session: AsyncSession, *, story: Story, patch: StoryPatch, actor: User
+    session: AsyncSession,
+    *,
+    story: Story,
+    patch: StoryPatch,
+    actor: User,
+    also: dict[str, str] | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> list[StoryEvent]:
-    changed: list[str] = []
+    """``also``: the article fields ``articles.change`` changed in this transaction (the
+    field and its audit detail), ``payload`` what the event carries for them."""
+    changed: list[str] = list(also or {})
     now = utcnow()
     for field in ("title", "summary", "breaking"):
         value = getattr(patch, field)
@@ -481,7 +589,8 @@ async def change_story(
         story.status = patch.status
         changed.append("status")
         if patch.status == StoryStatus.live:
-            story.started_at = story.started_at or now
+            if _starts(story.status, story.starts_at, now):
+                story.started_at = story.started_at or now
             story.ended_at = None
         elif patch.status == StoryStatus.ended:
             story.started_at = story.started_at or now
@@ -490,13 +599,19 @@ async def change_story(
         return []
     session.add(story)
     await session.flush()
+    audit.record(
+        session, story, AuditAction.story_changed, actor=actor,
+        detail=", ".join(
+            (also or {}).get(field) or f"{field}: {getattr(story, field)}" for field in changed
+        ),
+    )  # fmt: skip
     # While a story is ended every change to it is final for a stream: it closes.
     closes = story.status == StoryStatus.ended
     event = await _append_event(
         session,
         story,
         EventKind.story,
-        lambda: {"change": changed, "story": story_public(story)},
+        lambda: {"change": changed, "story": story_public(story), **(payload or {})},
         actor=actor,
         closes=closes,
     )
@@ -520,14 +635,19 @@ async def post_update(
     ``may_publish``: the author is an editor (else a contributor, who must be on the
     story's team and whose update waits for an editor: submitted, or a draft). Only a
     published update appends an event."""
+    if not may_publish:  # first: a contributor off the team learns nothing of the story
+        await check_contributor(session, story, author)
     if story.status == StoryStatus.ended:
         raise Conflict("this story has ended; reopen it before posting")
     assert story.id is not None and author.id is not None
     state = data.state or (UpdateState.published if may_publish else UpdateState.submitted)
+    if data.publish_at is not None:
+        state = UpdateState.scheduled
     if not may_publish:
-        await _check_contributor(session, story, author)
         if state == UpdateState.published:
             raise Forbidden("a contributor's update is published by an editor: submit it")
+        if state == UpdateState.scheduled:
+            raise Forbidden("only an editor schedules updates: submit it, with the time in it")
     if state != UpdateState.published and data.pinned:
         raise StoreError("only a published update can be pinned")
     unpinned_id = await _unpin_current(session, story) if data.pinned else None
@@ -541,17 +661,20 @@ async def post_update(
         key_event=data.key_event,
         pinned=data.pinned,
         created_at=created_at or utcnow(),
+        publish_at=data.publish_at,
         **{name: getattr(data, name) for name in IMAGE_FIELDS},
     )
     session.add(update)
     await session.flush()
+    audit.record(session, story, AuditAction.created, actor=author, update=update, detail=state)
+    if state == UpdateState.scheduled:
+        audit.record(
+            session, story, AuditAction.scheduled, actor=author, update=update,
+            detail=iso(data.publish_at) or "",
+        )  # fmt: skip
     if state != UpdateState.published:
         return update, []  # nothing for readers: no event
-    events = [
-        await _update_event(
-            session, renderer, story, EventKind.update, update, author=author, actor=author
-        )
-    ]
+    events = [await publishing_event(session, renderer, story, update, author=author, actor=author)]
     if data.pinned:
         events.append(
             await _pin_event(
@@ -559,6 +682,10 @@ async def post_update(
             )
         )
     return update, events
+
+
+# A contributor's update in these states is in an editor's hands.
+_EDITORS_ONLY = (UpdateState.published, UpdateState.rejected, UpdateState.scheduled)
 
 
 async def edit_update(
@@ -575,12 +702,12 @@ async def edit_update(
     """``may_publish``: the actor is an editor (else a contributor, who may change only
     their own unpublished updates on their stories). ``expected_version``: the version
     the client changed (``If-Match``); another one is refused (``Stale``)."""
-    update = await _workflow_target(
+    update = await workflow_target(
         session, story, update_id, actor=actor, may_publish=may_publish, own=not may_publish
     )
-    _check_version(update, expected_version)
+    check_version(update, expected_version)
     published = update.state == UpdateState.published
-    if not may_publish and update.state in (UpdateState.published, UpdateState.rejected):
+    if not may_publish and update.state in _EDITORS_ONLY:
         raise Conflict(f"this update is {update.state.value}; only an editor can change it now")
     if patch.pinned is not None and patch.pinned != update.pinned and not published:
         raise StoreError("only a published update can be pinned")
@@ -616,7 +743,12 @@ async def edit_update(
     if content_changed and not published:
         session.add(update)  # not yet shown to readers: no revision, no event
         await session.flush()
-    elif content_changed:
+    if content_changed:
+        audit.record(
+            session, story, AuditAction.edited, actor=actor, update=update,
+            detail=f"version {update.version}",
+        )  # fmt: skip
+    if content_changed and published:
         await revisions.keep(session, previous, update)
         update.edited_at = utcnow()
         session.add(update)
@@ -627,6 +759,8 @@ async def edit_update(
             )
         )
     if patch.pinned is not None and patch.pinned != update.pinned:
+        action = AuditAction.pinned if patch.pinned else AuditAction.unpinned
+        audit.record(session, story, action, actor=actor, update=update)
         if patch.pinned:
             unpinned_id = await _unpin_current(session, story)
             update.pinned = True
@@ -656,6 +790,7 @@ async def delete_update(
     if update is None:
         raise NotFound("no such update in this story")
     was_pinned = update.pinned
+    audit.record(session, story, AuditAction.deleted, actor=actor, update=update)
     update.deleted_at = utcnow()
     update.pinned = False
     update.version += 1
@@ -682,33 +817,15 @@ async def delete_update(
     return events
 
 
-# --- the newsroom workflow (docs/newsroom.md) ----------------------------------------
+# --- checks shared with the workflow (liveblog/workflow.py) -------------------------
 
 
-@dataclass(frozen=True)
-class Transition:
-    sources: frozenset[UpdateState]
-    target: UpdateState
-    by_author: bool  # only the update's author (else: an editor)
-
-
-_S = UpdateState
-TRANSITIONS: dict[str, Transition] = {
-    "submit": Transition(frozenset({_S.draft, _S.returned}), _S.submitted, by_author=True),
-    "publish": Transition(
-        frozenset({_S.draft, _S.submitted, _S.returned}), _S.published, by_author=False
-    ),
-    "return": Transition(frozenset({_S.submitted}), _S.returned, by_author=False),
-    "reject": Transition(frozenset({_S.submitted, _S.returned}), _S.rejected, by_author=False),
-}
-
-
-async def _check_contributor(session: AsyncSession, story: Story, user: User) -> None:
+async def check_contributor(session: AsyncSession, story: Story, user: User) -> None:
     if not await on_team(session, story, user):
         raise Forbidden("you are not on this story's team")
 
 
-def _check_version(update: Update, expected: int | None) -> None:
+def check_version(update: Update, expected: int | None) -> None:
     if expected is not None and expected != update.version:
         raise Stale(
             f"this update has changed: you sent version {expected}, it is now version "
@@ -716,7 +833,7 @@ def _check_version(update: Update, expected: int | None) -> None:
         )
 
 
-async def _workflow_target(
+async def workflow_target(
     session: AsyncSession,
     story: Story,
     update_id: int,
@@ -731,78 +848,7 @@ async def _workflow_target(
     if update is None:
         raise NotFound("no such update in this story")
     if not may_publish:
-        await _check_contributor(session, story, actor)
+        await check_contributor(session, story, actor)
     if own and update.author_id != actor.id:
         raise Forbidden("this update is someone else's")
     return update
-
-
-async def move_update(
-    session: AsyncSession,
-    *,
-    story: Story,
-    update_id: int,
-    action: str,
-    actor: User,
-    renderer: Renderer,
-    may_publish: bool,
-    note: str | None = None,
-    expected_version: int | None = None,
-) -> tuple[Update, list[StoryEvent]]:
-    """One step of an update's life (``TRANSITIONS``): a step its state does not allow
-    is a Conflict. Publishing appends the ``update`` event readers get, as a direct post
-    does, with the time of publishing as the update's time."""
-    step = TRANSITIONS[action]
-    if not step.by_author and not may_publish:
-        raise Forbidden("only an editor may do that")
-    update = await _workflow_target(
-        session, story, update_id, actor=actor, may_publish=may_publish, own=step.by_author
-    )
-    _check_version(update, expected_version)
-    if update.state not in step.sources:
-        raise Conflict(
-            f"an update that is {update.state.value} cannot be {step.target.value} ({action})"
-        )
-    if step.target == UpdateState.published and story.status == StoryStatus.ended:
-        raise Conflict("this story has ended; reopen it before publishing")
-    update.state = step.target
-    update.version += 1
-    update.return_note = note if step.target == UpdateState.returned else None
-    events: list[StoryEvent] = []
-    if step.target == UpdateState.published:
-        update.created_at = utcnow()
-    session.add(update)
-    await session.flush()
-    if step.target == UpdateState.published:
-        author = await session.get(User, update.author_id)
-        assert author is not None
-        events.append(
-            await _update_event(
-                session, renderer, story, EventKind.update, update, author=author, actor=actor
-            )
-        )
-    return update, events
-
-
-async def add_to_team(session: AsyncSession, *, story: Story, username: str) -> bool:
-    """Put the user ``username`` on the story's team: True if they were not on it."""
-    user = (await session.exec(select(User).where(User.username == username))).first()
-    if user is None:
-        raise NotFound("no such user")
-    if await on_team(session, story, user):
-        return False
-    assert story.id is not None and user.id is not None
-    session.add(StoryTeam(story_id=story.id, user_id=user.id))
-    await session.flush()
-    return True
-
-
-async def remove_from_team(session: AsyncSession, *, story: Story, username: str) -> None:
-    """Take the user ``username`` off the story's team (nothing if they were not on it)."""
-    user = (await session.exec(select(User).where(User.username == username))).first()
-    if user is None:
-        raise NotFound("no such user")
-    found = await session.get(StoryTeam, (story.id, user.id))
-    if found is not None:
-        await session.delete(found)
-        await session.flush()

@@ -6,7 +6,9 @@ written once, in its route. Links on our own pages and redirects stay paths
 (``/stories/flood``); an address read somewhere else (a feed, JSON-LD, a canonical link)
 is made absolute against the site's address (``Absolute``). Templates get the same
 paths from ``url_path(name, **params)``; static files are ``url_path("static",
-path="css/site.css")``.
+path="css/site.css")``, which names the file under its content hash
+(``/static/3f2a.../css/site.css``: ``liveblog/assets.py``). ``path(conn, "static", ...)``
+keeps the plain address, for what other sites load by a fixed URL (the widget).
 """
 
 from __future__ import annotations
@@ -49,11 +51,16 @@ class Absolute:
         return urljoin(self.base, path_or_url)
 
 
-def template_globals(routes: Routes) -> dict[str, Callable[..., str]]:
+def template_globals(
+    routes: Routes, *, static: Callable[[str], str] | None = None
+) -> dict[str, Callable[..., str]]:
     """``url_path(name, **params)`` for templates: pages and the fragments rendered
-    without a request (stream payloads, feeds) alike."""
+    without a request (stream payloads, feeds) alike. ``static`` maps a static file's
+    path to its fingerprinted one (``Assets.versioned``)."""
 
     def url_path(name: str, /, **params: Any) -> str:
+        if name == "static" and static is not None:
+            params = {**params, "path": static(params["path"])}
         return str(routes.url_path_for(name, **params))
 
     return {"url_path": url_path}

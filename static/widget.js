@@ -46,10 +46,12 @@
 a { color: var(--_accent); }
 a:focus-visible { outline: 2px solid var(--_accent); outline-offset: 2px; }
 .head { display: flex; flex-wrap: wrap; align-items: baseline; gap: .25em .6em; }
-.title { font-weight: 700; font-size: 1.15em; line-height: 1.25; color: var(--_text); text-decoration: none; }
+/* No layout shift: the title wraps beside the badge, whose room is kept while loading. */
+.title { flex: 1 1 10em; min-width: 0; font-weight: 700; font-size: 1.15em; line-height: 1.25; color: var(--_text); text-decoration: none; }
 .title:hover { text-decoration: underline; }
 .badge { font-size: .7em; font-weight: 700; letter-spacing: .06em; text-transform: uppercase; padding: .05em .45em; border: 1px solid currentColor; border-radius: 3px; color: var(--_muted); }
 .badge.live { color: var(--_live); }
+.badge.pending { visibility: hidden; }
 .badge.live::before { content: "\\25CF  "; }
 .conn { font-size: .8em; color: var(--_muted); }
 .pinned { border: 2px solid var(--_accent); border-radius: 4px; padding: 0 .75em; margin: .75em 0; }
@@ -229,7 +231,8 @@ figcaption { font-size: .85em; color: var(--_muted); }
       this._seq = 0;
       this._retry = 1000;
       const head = el("div", "head", "header");
-      this._badge = el("span", "badge", "status");
+      // Room for the badge while loading (most stories are live).
+      this._badge = el("span", "badge live pending", "status", "Live");
       this._title = el("a", "title", "title", "Loading live updates…");
       this._title.target = "_blank";
       this._title.rel = "noopener";
@@ -240,12 +243,15 @@ figcaption { font-size: .85em; color: var(--_muted); }
       this._pinned.hidden = true;
       this._pinned.setAttribute("aria-label", "Pinned update");
       this._pinnedSlot = el("div");
-      this._pinned.append(el("p", "pinned-label", null, "Pinned"), this._pinnedSlot);
+      this._pinned.append(el("h2", "pinned-label", null, "Pinned"), this._pinnedSlot);
       this._timeline = el("div", "timeline", "timeline");
       this._timeline.setAttribute("aria-live", "polite");
       this._empty = el("p", "empty", "empty", "No updates yet. New ones appear here as they are posted.");
       this._empty.hidden = true;
+      // Shown with the updates (it would be pushed down by them).
       const foot = el("p", "foot", "footer");
+      foot.hidden = true;
+      this._foot = foot;
       this._link = el("a", null, "link", "Open the full live story");
       this._link.target = "_blank";
       this._link.rel = "noopener";
@@ -302,6 +308,7 @@ figcaption { font-size: .85em; color: var(--_muted); }
       this._showStory(data.story);
       this._link.href = absolute(data.story.url, this._cfg.base) || this._cfg.base;
       this._title.href = this._link.href;
+      this._foot.hidden = false;
       this._setPinned(data.pinned ? data.pinned.html : null);
       this._timeline.replaceChildren();
       for (const update of data.updates) {
@@ -315,6 +322,7 @@ figcaption { font-size: .85em; color: var(--_muted); }
       this._title.textContent = story.title;
       this._box.setAttribute("aria-label", `Live updates: ${story.title}`);
       this._badge.textContent = story.status === "ended" ? "Ended" : "Live";
+      this._badge.classList.remove("pending");
       this._badge.classList.toggle("live", story.status === "live");
     }
 

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -22,6 +23,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from liveblog import articles, store
+from liveblog.models import ProfilePatch
 from liveblog.settings import Settings
 from tests.factories import new_story, new_update
 from tests.services import unavailable
@@ -44,6 +47,13 @@ PAGES = (
     "permalink",
     "permalink-headline-less",
     "author",
+    "story-announced",
+    "category",
+    "desk-categories",
+    "profile",
+    "search",
+    "search-empty",
+    "api-docs",
     "embed",
     "error-404",
     "error-403",
@@ -51,6 +61,9 @@ PAGES = (
     "login-failed",
     "desk-home",
     "story-desk",
+    "story-desk-step-error",
+    "contributor-home",
+    "contributor-desk",
     "edit-form",
     "history",
     "tokens",
@@ -100,7 +113,27 @@ async def _pages(app: Starlette, client: httpx.AsyncClient) -> dict[str, str]:
     """Every page type, with content that exercises each part of its template."""
     admin: Editor = await make_editor(app, "alice", role="admin")
     bob = await make_editor(app, "bob", role="editor")
-    await new_story(client, admin, "flood", summary="Rivers rise across the region.")
+    for name in ("World", "Weather"):
+        made = await client.post(
+            "/api/categories", json={"name": name}, headers=bearer(admin.token)
+        )
+        assert made.status_code == 201, made.text
+    await new_story(
+        client,
+        admin,
+        "flood",
+        summary="Rivers rise across the region.",
+        authors=["alice", {"name": "Staff and agencies"}],
+        categories=["weather", "world"],
+        lead="Background.\n\n## What to expect\n\nRain.\n\n## Stay safe\n\n> Stay in.\n> — Fire",
+    )
+    soon_start = (datetime.now(UTC) + timedelta(hours=3)).isoformat()
+    await new_story(client, admin, "summit", starts_at=soon_start, authors=["bob"])
+    async with app.state.liveblog.db.transaction() as session:
+        alice = await store.get_user(session, admin.user_id)
+        assert alice is not None
+        profile = ProfilePatch(bio="Covers floods.", photo_url="https://img.example/a.jpg")
+        await articles.change_profile(session, alice, profile)
     await new_update(client, admin, "flood", headline="Levee holds", key_event=True)
     loose = await new_update(
         client, admin, "flood", body="[link](https://example.com) & <b>raw</b> *text*"
@@ -129,8 +162,34 @@ async def _pages(app: Starlette, client: httpx.AsyncClient) -> dict[str, str]:
     pages["permalink"] = await _get(client, f"/stories/storm/updates/{headed['id']}")
     pages["permalink-headline-less"] = await _get(client, f"/stories/flood/updates/{loose['id']}")
     pages["author"] = await _get(client, "/authors/alice")
+    pages["story-announced"] = await _get(client, "/stories/summit")
+    pages["category"] = await _get(client, "/categories/weather")
+    pages["search"] = await _get(client, "/search?q=levee+rain+storm")
+    pages["search-empty"] = await _get(client, "/search?q=nothing+like+this")
+    pages["api-docs"] = await _get(client, "/api/docs")
     pages["embed"] = await _get(client, "/embed/flood")
     pages["error-404"] = await _get(client, "/stories/no-such-story", 404)
+    # The newsroom's sections: a contributor's submission, draft and returned update;
+    # the admin's own draft and a scheduled update (docs/newsroom.md).
+    cleo = await make_editor(app, "cleo", role="contributor")
+    await client.put("/api/stories/flood/team/cleo", headers=bearer(admin.token))
+    waiting = await new_update(client, cleo, "flood", body="Crowds at the *bridge*.")
+    await new_update(client, cleo, "flood", body="Unconfirmed.", state="draft")
+    sent_back = await new_update(client, cleo, "flood", body="A second breach.")
+    returned = await client.post(
+        f"/api/stories/flood/updates/{sent_back['id']}/return",
+        json={"note": "Who says so? Add the source."},
+        headers=bearer(admin.token),
+    )
+    assert returned.status_code == 200, returned.text
+    await new_update(client, admin, "flood", body="Notes to self.", state="draft")
+    soon = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    await new_update(client, admin, "flood", body="At noon.", publish_at=soon)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as other:
+        await login(other, cleo)
+        pages["contributor-home"] = await _get(other, "/desk")
+        pages["contributor-desk"] = await _get(other, "/desk/stories/flood")
 
     csrf = await login(client, admin)
     edited = await client.post(
@@ -140,10 +199,18 @@ async def _pages(app: Starlette, client: httpx.AsyncClient) -> dict[str, str]:
     assert edited.status_code == 303, edited.text
     pages["desk-home"] = await _get(client, "/desk")
     pages["story-desk"] = await _get(client, "/desk/stories/flood")
+    refused = await client.post(
+        f"/desk/stories/flood/updates/{waiting['id']}/steps/schedule",
+        data={"csrf_token": csrf, "publish_at": "2000-01-01T10:00"},
+    )
+    assert refused.status_code == 422, refused.status_code
+    pages["story-desk-step-error"] = refused.text
     pages["edit-form"] = await _get(client, f"/desk/stories/flood/updates/{loose['id']}/edit")
     pages["history"] = await _get(client, f"/desk/stories/flood/updates/{loose['id']}/history")
     pages["tokens"] = await _get(client, "/desk/tokens")
     pages["users"] = await _get(client, "/desk/users")
+    pages["desk-categories"] = await _get(client, "/desk/categories")
+    pages["profile"] = await _get(client, "/desk/profile")
     # An editor who is not an admin asks for the accounts page: the 403 error page.
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as other:

@@ -19,6 +19,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "liveblog"
 DATA_LAYER = {
     "liveblog.models",
     "liveblog.store",
+    "liveblog.search",
+    "liveblog.articles",
+    "liveblog.workflow",
+    "liveblog.audit",
     "liveblog.db",
     "liveblog.schema",
     "liveblog.revisions",

@@ -4,6 +4,7 @@ that change nothing, and no unpublished update in any reader output."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -13,7 +14,7 @@ from sqlmodel import col, select
 from starlette.applications import Starlette
 
 from liveblog import auth
-from liveblog.models import StoryEvent, StoryTeam, Update, User
+from liveblog.models import StoryEvent, StoryTeam, Update, User, utcnow
 from liveblog.state import Liveblog
 from tests.factories import new_story, new_update
 from tests.support import Editor, bearer, make_editor
@@ -348,12 +349,15 @@ async def test_nothing_unpublished_reaches_any_reader_output(
     app: Starlette, client: httpx.AsyncClient, editor: Editor, carl: Editor, story: str
 ) -> None:
     hidden: dict[str, int] = {}
-    for state in ("draft", "submitted", "returned", "rejected", "editors-draft"):
+    states = ("draft", "submitted", "returned", "rejected", "editors-draft", "scheduled")
+    for state in states:
         who, asked = (editor, "draft") if state == "editors-draft" else (carl, state)
         fields: dict[str, Any] = {"body": f"HIDDEN-{state}", "headline": f"HIDDEN-{state}"}
         fields["key_event"] = True
         if asked == "draft":
             fields["state"] = "draft"
+        if asked == "scheduled":  # an editor's, not due for an hour
+            who, fields["publish_at"] = editor, (utcnow() + timedelta(hours=1)).isoformat()
         made = await write(client, who, **fields)
         assert made.status_code == 201, made.text
         hidden[state] = made.json()["id"]
@@ -401,3 +405,37 @@ async def test_nothing_unpublished_reaches_any_reader_output(
         replay = await client.get(f"/stories/{story}/events", headers={"Last-Event-ID": "0"})
     assert "SHOWN-update" in replay.text
     assert "HIDDEN" not in replay.text
+
+
+async def test_a_contributor_reads_their_own_updates_and_published_ones_only(
+    app: Starlette,
+    client: httpx.AsyncClient,
+    editor: Editor,
+    carl: Editor,
+    olga: Editor,
+    story: str,
+) -> None:
+    ken = await make_editor(app, "ken", role="contributor")
+    await client.put(f"/api/stories/{story}/team/ken", headers=bearer(editor.token))
+    mine = (await write(client, carl, body="Mine")).json()["id"]
+    returned = (await write(client, carl, body="Mine, returned")).json()["id"]
+    await step(client, editor, returned, "return", body={"note": "Which road?"})
+    kens = (await write(client, ken, body="Ken's")).json()["id"]
+    editors_draft = (await write(client, editor, state="draft")).json()["id"]
+    published = (await write(client, editor, body="Out")).json()["id"]
+
+    async def read(update_id: int) -> httpx.Response:
+        return await client.get(
+            f"/api/stories/{story}/updates/{update_id}", headers=bearer(carl.token)
+        )
+
+    own = await read(mine)
+    assert (own.status_code, own.json()["state"]) == (200, "submitted")
+    note = (await read(returned)).json()
+    assert (note["state"], note["return_note"]) == ("returned", "Which road?")
+    assert (await read(published)).status_code == 200
+    assert (await read(kens)).status_code == 404
+    assert (await read(editors_draft)).status_code == 404
+    # Off the team: their own update still, on a live story; nothing of a draft story.
+    olgas = await client.get(f"/api/stories/{story}/updates/{mine}", headers=bearer(olga.token))
+    assert olgas.status_code == 404

@@ -35,6 +35,8 @@ def concrete(path: str, ids: dict[str, int]) -> str:
         name = match.group(1)
         if name == "username":  # a story team's member
             return "bob"
+        if name == "action":  # a workflow step on the desk
+            return "publish"
         return "storm" if name == "slug" else str(ids[name])
 
     return re.sub(r"\{(\w+)(?::\w+)?\}", fill, path)

@@ -26,6 +26,7 @@ import io
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -35,9 +36,10 @@ from PIL import Image
 from sqlmodel import select
 from starlette.routing import Mount, Route
 
-from liveblog import auth, policy
+from liveblog import articles, auth, policy
 from liveblog.models import (
     ApiToken,
+    CategoryCreate,
     Role,
     StoryCreate,
     StoryStatus,
@@ -76,6 +78,9 @@ CALLERS = {
     "revoked": Caller(),
     "contributor": Caller(token=Role.contributor, team=True),
     "outsider": Caller(token=Role.contributor),
+    # The same two contributors logged in on the desk (a browser).
+    "contributor-desk": Caller(login=Role.contributor, team=True),
+    "outsider-desk": Caller(login=Role.contributor),
 }
 PRINCIPALS = tuple(CALLERS)
 
@@ -92,6 +97,7 @@ class Targets:
     token_id: int
     submitted_id: int  # an update of the editor's, waiting for an editor
     draft_id: int  # a draft of the editor's
+    scheduled_id: int  # an update of the editor's, scheduled for an hour from now
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,13 @@ class Case:
     # the view decides from the team and the update's author (docs/newsroom.md).
     on_team: int | None = None
     off_team: int | None = None
+    # The same on the desk, for a contributor's browser login: the story under test is a
+    # draft, which a contributor off its team does not see (404).
+    desk_on_team: int | None = None
+    desk_off_team: int | None = None
+    # The answer to a browser the policy lets in whose user is not the author of the
+    # targets' updates (the admin: they are the editor's), where that differs.
+    not_author: int | None = None
 
 
 def _png() -> bytes:
@@ -135,6 +148,15 @@ CASES: dict[str, Case] = {
     "update_page": Case(200, refused=404),
     "story_events": Case(200, refused=404),
     "author_page": Case(200),
+    # A category's page and feed (the world's category "news"): published stories only.
+    "category_page": Case(200, params={"slug": "news"}),
+    "category_feed": Case(200, params={"slug": "news"}),
+    # Search and what crawlers read: the same for everyone (published things only).
+    "search_page": Case(200, query=lambda t: f"q={t.slug}"),
+    "api_search": Case(200, query=lambda t: f"q={t.slug}", on_team=200, off_team=200),
+    "sitemap": Case(200),
+    "news_sitemap": Case(200),
+    "robots": Case(200),
     # The embed family never shows a draft to anyone.
     "story_snapshot": Case(404),
     "embed_page": Case(404),
@@ -148,15 +170,34 @@ CASES: dict[str, Case] = {
     # The desk.
     "desk_home": Case(200),
     "create_story": Case(303, form=lambda t: {"title": f"New {t.n}"}),
-    "story_desk_page": Case(200),
+    "story_desk_page": Case(200, desk_on_team=200, desk_off_team=404),
     "change_story": Case(303, form=lambda t: {"title": f"Renamed {t.n}", "status": "draft"}),
-    "story_stats": Case(200),
-    "post_update": Case(303, form=lambda t: {"body": "New"}),
-    "edit_update_form": Case(200),
-    "edit_update": Case(303, form=lambda t: {"body": "Fixed"}),
+    "story_stats": Case(200, desk_on_team=200, desk_off_team=404),
+    "desk_channel": Case(200, desk_on_team=200, desk_off_team=404),
+    "post_update": Case(303, form=lambda t: {"body": "New"}, desk_on_team=303, desk_off_team=404),
+    # The newsroom on the desk: the author submits their draft (to anyone else it is
+    # private: no such update); an editor publishes a submission; the team.
+    "desk_queue": Case(200, desk_on_team=200, desk_off_team=404),
+    # The editor's draft is no update to anyone else.
+    "desk_submit_update": Case(
+        303,
+        update="draft_id",
+        form=lambda t: {},
+        not_author=404,
+        desk_on_team=404,
+        desk_off_team=404,
+    ),
+    "desk_move_update": Case(
+        303, update="submitted_id", form=lambda t: {}, params={"action": "publish"}
+    ),
+    "desk_add_team_member": Case(303, form=lambda t: {"username": t.username}),
+    "desk_remove_team_member": Case(303, form=lambda t: {}, fresh_user=True),
+    # The target is the editor's update: never a contributor's to change.
+    "edit_update_form": Case(200, desk_on_team=403, desk_off_team=404),
+    "edit_update": Case(303, form=lambda t: {"body": "Fixed"}, desk_on_team=403, desk_off_team=404),
     "delete_update": Case(303, form=lambda t: {}),
     "pin_update": Case(303, form=lambda t: {"pinned": "on"}),
-    "update_history": Case(200),
+    "update_history": Case(200, desk_on_team=200, desk_off_team=404),
     # API tokens (the token to revoke is somebody else's).
     "tokens_index": Case(200),
     "create_token": Case(201, form=lambda t: {"name": "script"}),
@@ -170,25 +211,49 @@ CASES: dict[str, Case] = {
     "change_role": Case(303, form=lambda t: {"role": "admin"}),
     "change_active": Case(303, form=lambda t: {"active": "off"}),
     "reset_password": Case(303, form=lambda t: {"password": "another long password"}),
+    # One's own author page; the categories (editors).
+    "profile_form": Case(200),
+    "change_profile": Case(303, form=lambda t: {"bio": f"Bio {t.n}"}),
+    "categories_index": Case(200),
+    "create_category": Case(303, form=lambda t: {"name": f"Desk {t.n}"}),
+    "move_category": Case(303, form=lambda t: {"direction": "up"}, params={"slug": "news"}),
     # The JSON API.
     "api.list_stories": Case(200),
     "api.create_story": Case(201, json=lambda t: {"title": f"API {t.n}"}),
+    "api.list_categories": Case(200, on_team=200, off_team=200),
+    "api.create_category": Case(201, json=lambda t: {"name": f"API {t.n}"}),
     "api.get_story": Case(200),
     "api.patch_story": Case(200, json=lambda t: {"summary": "Changed"}),
     "api.list_updates": Case(200),
     # A contributor writes to the draft story only on its team (else it is no story to
     # them), may not touch the editor's update, and never sees the editor's draft.
     "api.post_update": Case(201, json=lambda t: {"body": "API"}, on_team=201, off_team=404),
-    "api.get_update": Case(200),
+    # A contributor reads published updates (this one) on a story they may see.
+    "api.get_update": Case(200, on_team=200, off_team=404),
     "api.patch_update": Case(200, json=lambda t: {"body": "Corrected"}, on_team=403, off_team=404),
     "api.delete_update": Case(204),
     "api.submit_update": Case(200, update="draft_id", on_team=404, off_team=404),
     "api.publish_update": Case(200, update="submitted_id"),
     "api.return_update": Case(200, update="submitted_id", json=lambda t: {"note": "Source?"}),
     "api.reject_update": Case(200, update="submitted_id"),
+    "api.schedule_update": Case(
+        200, update="submitted_id", json=lambda t: {"publish_at": "2999-01-01T10:00:00Z"}
+    ),
+    "api.unschedule_update": Case(200, update="scheduled_id"),
     "api.add_team_member": Case(201, fresh_user=True),
     "api.remove_team_member": Case(204, fresh_user=True),
     "api.upload_image": Case(201, body=_png(), headers={"Content-Type": "image/png"}),
+    # The API's description: public, the same to everyone.
+    "api_openapi": Case(200),
+    "api_docs": Case(200),
+}
+
+
+# The desk routes a contributor's login may call that are not about one story: every
+# other one must say what a contributor gets on the story's team and off it.
+NOT_ONE_STORY = {
+    *("desk_home", "tokens_index", "create_token", "revoke_token"),
+    *("profile_form", "change_profile"),
 }
 
 
@@ -213,9 +278,15 @@ def expected(name: str, principal: str) -> int | str:
                 return LOGIN
             if rule.permission not in held:
                 return 403
+            if caller.login is Role.contributor and name not in NOT_ONE_STORY:
+                answer = case.desk_on_team if caller.team else case.desk_off_team
+                assert answer is not None, f"{name}: say what a contributor's desk gets"
+                return answer
         assert rule.permission in held
     if case.logged_in is not None and caller.login is not None:
         return case.logged_in
+    if case.not_author is not None and principal == "admin":
+        return case.not_author
     if case.refused is not None:
         assert rule.view_checks is not None, f"{name}: the policy names no check to refuse"
         if rule.view_checks not in held:
@@ -252,6 +323,8 @@ class World:
     revoked_token: str
     contributor_token: str
     outsider_token: str
+    contributor: User
+    outsider: User
     read_targets: Targets = field(init=False)
     read_cookies: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -293,7 +366,9 @@ async def _make_world(server: LiveServer) -> World:
     await liveblog.newsroom.create_story(
         StoryCreate(title="Draft", slug="draft", status=StoryStatus.draft), actor=editor
     )
-    await liveblog.newsroom.set_team_member("draft", "cora", on=True)
+    await liveblog.newsroom.set_team_member("draft", "cora", on=True, actor=editor)
+    async with liveblog.db.transaction() as session:
+        await articles.create_category(session, CategoryCreate(name="News"))
     media = liveblog.settings.media_dir()
     media.mkdir(parents=True, exist_ok=True)
     (media / "probe.txt").write_text("probe")
@@ -307,6 +382,8 @@ async def _make_world(server: LiveServer) -> World:
         revoked_token,
         contributor_token,
         outsider_token,
+        contributor,
+        outsider,
     )
 
 
@@ -326,6 +403,10 @@ async def _targets(server: LiveServer, world: World) -> Targets:
         )
         for state in (UpdateState.submitted, UpdateState.draft)
     ]
+    in_an_hour = utcnow() + timedelta(hours=1)
+    scheduled = await liveblog.newsroom.post_update(
+        "draft", UpdateCreate(body=f"Scheduled {n}", publish_at=in_an_hour), author=world.editor
+    )
     async with liveblog.db.transaction() as session:
         victim = User(
             username=f"victim{n}",
@@ -339,9 +420,17 @@ async def _targets(server: LiveServer, world: World) -> Targets:
         session.add(token)
         await session.flush()
     assert update.id is not None and victim.id is not None and token.id is not None
-    assert submitted.id is not None and draft.id is not None
+    assert submitted.id is not None and draft.id is not None and scheduled.id is not None
     return Targets(
-        n, "draft", update.id, victim.id, victim.username, token.id, submitted.id, draft.id
+        n,
+        "draft",
+        update.id,
+        victim.id,
+        victim.username,
+        token.id,
+        submitted.id,
+        draft.id,
+        scheduled.id,
     )
 
 
@@ -361,6 +450,17 @@ async def _browser_state(server: LiveServer, user: User | None) -> dict[str, str
 READS = {"GET", "HEAD"}
 
 
+def _logins(world: World) -> dict[str, User]:
+    """The user logged in on each principal's browser."""
+    return {
+        "editor": world.editor,
+        "admin": world.admin,
+        "deactivated": world.inactive,
+        "contributor-desk": world.contributor,
+        "outsider-desk": world.outsider,
+    }
+
+
 async def _request(
     client: httpx.AsyncClient,
     server: LiveServer,
@@ -371,9 +471,7 @@ async def _request(
     principal: str,
 ) -> tuple[int | str, str]:
     case = CASES[name]
-    user = {"editor": world.editor, "admin": world.admin, "deactivated": world.inactive}.get(
-        principal
-    )
+    user = _logins(world).get(principal)
     if method in READS:
         # Reads change nothing: they share one set of targets and one browser per caller.
         targets = world.read_targets
@@ -430,7 +528,7 @@ async def _request(
 def world(server: LiveServer) -> World:
     built: World = server.run(_make_world(server))
     built.read_targets = server.run(_targets(server, built))
-    users = {"editor": built.editor, "admin": built.admin, "deactivated": built.inactive}
+    users = _logins(built)
     for principal in PRINCIPALS:
         built.read_cookies[principal] = server.run(_browser_state(server, users.get(principal)))
     return built

@@ -76,7 +76,10 @@ async def test_json_ld_describes_the_live_blog_as_the_page_shows_it(
     for posting, article in zip(postings, articles, strict=True):
         update_id = article.attrs["data-update-id"]
         assert posting["@type"] == "BlogPosting"
-        assert posting["url"] == f"http://testserver/stories/flood/updates/{update_id}"
+        # Its place in the live page (issue 14): a #fragment, no query string; the
+        # permalink stays its @id.
+        assert posting["url"] == f"http://testserver/stories/flood#update-{update_id}"
+        assert posting["@id"] == f"http://testserver/stories/flood/updates/{update_id}"
         published = article.find("a", class_="update__time").find("time").attrs["datetime"]
         assert millis(posting["datePublished"]) == moment(str(published))
         assert moment(posting["dateModified"]) >= moment(posting["datePublished"])
@@ -88,7 +91,7 @@ async def test_json_ld_describes_the_live_blog_as_the_page_shows_it(
         }
         assert posting["articleBody"] == article.find("div", class_="update__body").text()
     assert postings[0]["headline"] == "Evacuation"
-    assert postings[0]["url"].endswith(f"/{key['id']}")
+    assert postings[0]["url"].endswith(f"#update-{key['id']}")
     # No headline: the start of the text stands in for one.
     assert postings[1]["headline"] == "It started raining hard."
     assert postings[1]["dateModified"] != postings[1]["datePublished"]
@@ -162,7 +165,8 @@ async def test_order_by_query_then_remembered_by_cookie(
 
     response = await client.get("/stories/flood?order=oldest")
     assert "liveblog_order=oldest" in response.headers["set-cookie"]
-    assert response.headers["vary"] == "Cookie"
+    # (and by Accept-Encoding: pages are sent gzipped, liveblog/compression.py)
+    assert response.headers["vary"] == "Cookie, Accept-Encoding"
     doc = parse(response.text)
     assert timeline_ids(doc) == posted[:20]
     container = doc.find(data_live_story=True)

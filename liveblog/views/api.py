@@ -11,22 +11,28 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from liveblog import caching, policy, store, urls
+from liveblog import articles, caching, policy, store, urls
 from liveblog.limits import JsonTooDeep, parse_json
 from liveblog.models import (
+    CategoryCreate,
+    CategoryOut,
     ReturnNote,
+    Schedule,
     Story,
     StoryCreate,
     StoryPatch,
+    StoryStaffOut,
     StoryStatus,
     Update,
     UpdateCreate,
     UpdatePatch,
+    UpdatePublicOut,
     UpdateState,
     User,
     story_for_staff,
@@ -38,6 +44,38 @@ from liveblog.views.common import int_param, story_or_404
 
 MAX_PAGE = 100
 InputT = TypeVar("InputT", bound=BaseModel)
+
+
+# The bodies the views below build, as liveblog/views/openapi.py documents them.
+class ErrorOut(BaseModel):
+    """Every refusal under /api/ (here, ``policy`` and ``app.http_error``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    error: str
+
+
+class StoryList(BaseModel):
+    """``list_stories``."""
+
+    model_config = ConfigDict(extra="forbid")
+    stories: list[StoryStaffOut]
+
+
+class UpdatePage(BaseModel):
+    """``list_updates``: newest first; ``next_before`` is the next page's ``?before=``."""
+
+    model_config = ConfigDict(extra="forbid")
+    story: str
+    last_seq: int
+    updates: list[UpdatePublicOut]
+    next_before: int | None
+
+
+class CategoryList(BaseModel):
+    """``list_categories``."""
+
+    model_config = ConfigDict(extra="forbid")
+    categories: list[CategoryOut]
 
 
 class ApiError(Exception):
@@ -149,9 +187,11 @@ async def _update_json(request: Request, story: Story, update_id: int) -> JSONRe
 
 
 async def _story_json(request: Request, story: Story) -> dict[str, Any]:
-    """A story as the API shows it: with who created it."""
+    """A story as the API shows it: with who created it, and its article fields."""
     async with get_liveblog(request).db.session() as session:
-        return story_for_staff(story, await store.usernames(session, [story.created_by_id]))
+        names = await store.usernames(session, [story.created_by_id])
+        article = await articles.article_json(session, [story])
+    return {**story_for_staff(story, names), **article.get(story.id or 0, {})}
 
 
 def _not_modified(request: Request, tag: str) -> Response | None:
@@ -175,7 +215,9 @@ async def list_stories(request: Request, user: User) -> Response:
             return cached
         stories = await store.list_stories(session, statuses=statuses, limit=100)
         names = await store.usernames(session, [story.created_by_id for story in stories])
-    return _json(request, tag, {"stories": [story_for_staff(story, names) for story in stories]})
+        article = await articles.article_json(session, stories)
+    listed = [{**story_for_staff(s, names), **article.get(s.id or 0, {})} for s in stories]
+    return _json(request, tag, {"stories": listed})
 
 
 @api_view
@@ -248,7 +290,9 @@ async def post_update(request: Request, user: User) -> Response:
 
 @api_view
 async def get_update(request: Request, user: User) -> Response:
-    story = await _story_or_404(request)
+    """Staff read any update they may see; a contributor (no ``read_drafts``) their own in
+    any state, on a story they may see (``_team_story``), and others' published ones."""
+    story, _ = await _team_story(request, user)
     update_id: int = request.path_params["update_id"]
     # Every change to a published update is an event of its story, so its validator is
     # the story's last_seq, checked before any update is read. An update readers do
@@ -258,6 +302,8 @@ async def get_update(request: Request, user: User) -> Response:
         return cached
     async with get_liveblog(request).db.session() as session:
         update = await store.staff_update(session, story, update_id, viewer=user)
+        if update is not None and not _may_see(user, update):
+            update = None
         author = None if update is None else await store.get_user(session, update.author_id)
     if update is None:
         raise ApiError(404, "no such update in this story")
@@ -266,6 +312,14 @@ async def get_update(request: Request, user: User) -> Response:
         if (cached := _not_modified(request, tag)) is not None:
             return cached
     return _json(request, tag, update_for_staff(update, author))
+
+
+def _may_see(user: User, update: Update) -> bool:
+    """Does ``user`` see ``update`` (which staff see)? Editors, all; a contributor, their
+    own and what is published."""
+    if policy.allows(user, policy.Permission.READ_DRAFTS):
+        return True
+    return update.author_id == user.id or update.state == UpdateState.published
 
 
 @api_view
@@ -285,11 +339,13 @@ async def patch_update(request: Request, user: User) -> Response:
 
 
 def _move(action: str) -> Callable[[Request], Awaitable[Response]]:
-    """The route of one workflow step: submit, publish, return (with a note), reject."""
+    """The route of one workflow step: submit, publish, return (with a note), reject,
+    schedule (with ``publish_at``), unschedule."""
 
     async def view(request: Request, user: User) -> Response:
         story, may_publish = await _team_story(request, user)
         note = (await _body(request, ReturnNote)).note if action == "return" else None
+        publish_at = (await _body(request, Schedule)).publish_at if action == "schedule" else None
         update_id: int = request.path_params["update_id"]
         await get_liveblog(request).newsroom.move_update(
             story.slug,
@@ -298,6 +354,7 @@ def _move(action: str) -> Callable[[Request], Awaitable[Response]]:
             actor=user,
             may_publish=may_publish,
             note=note,
+            publish_at=publish_at,
             expected_version=_if_match(request),
         )
         return await _update_json(request, story, update_id)
@@ -310,12 +367,14 @@ submit_update = _move("submit")
 publish_update = _move("publish")
 return_update = _move("return")
 reject_update = _move("reject")
+schedule_update = _move("schedule")
+unschedule_update = _move("unschedule")
 
 
 async def _set_team_member(request: Request, *, on: bool) -> bool:
     story = await _story_or_404(request)
     return await get_liveblog(request).newsroom.set_team_member(
-        story.slug, request.path_params["username"], on=on
+        story.slug, request.path_params["username"], on=on, actor=policy.actor(request)
     )
 
 
@@ -342,10 +401,34 @@ async def delete_update(request: Request, user: User) -> Response:
     return Response(status_code=204)
 
 
+@api_view
+async def list_categories(request: Request, user: User) -> Response:
+    async with get_liveblog(request).db.session() as session:
+        found = await articles.list_categories(session)
+    return JSONResponse(
+        {"categories": [articles.category_public(c) for c in found]},
+        headers={"Cache-Control": caching.PRIVATE},
+    )
+
+
+@api_view
+async def create_category(request: Request, user: User) -> Response:
+    """Editors add a category (``{"name": ...}``, optionally a ``slug``): 201 with its slug."""
+    data = await _body(request, CategoryCreate)
+    try:
+        async with get_liveblog(request).db.transaction() as session:
+            category = await articles.create_category(session, data)
+    except IntegrityError:  # lost a race for the same slug
+        raise ApiError(409, "a category with that slug already exists") from None
+    return JSONResponse(articles.category_public(category), status_code=201)
+
+
 _UPDATE = "/api/stories/{slug}/updates/{update_id:int}"
 _TEAM = "/api/stories/{slug}/team/{username}"
 routes = [
     Route("/api/stories", list_stories, methods=["GET"], name="api.list_stories"),
+    Route("/api/categories", list_categories, methods=["GET"], name="api.list_categories"),
+    Route("/api/categories", create_category, methods=["POST"], name="api.create_category"),
     Route("/api/stories", create_story, methods=["POST"], name="api.create_story"),
     Route("/api/stories/{slug}", get_story, methods=["GET"], name="api.get_story"),
     Route("/api/stories/{slug}", patch_story, methods=["PATCH"], name="api.patch_story"),
@@ -358,6 +441,10 @@ routes = [
     Route(_UPDATE + "/publish", publish_update, methods=["POST"], name="api.publish_update"),
     Route(_UPDATE + "/return", return_update, methods=["POST"], name="api.return_update"),
     Route(_UPDATE + "/reject", reject_update, methods=["POST"], name="api.reject_update"),
+    Route(_UPDATE + "/schedule", schedule_update, methods=["POST"], name="api.schedule_update"),
+    Route(
+        _UPDATE + "/unschedule", unschedule_update, methods=["POST"], name="api.unschedule_update"
+    ),
     Route(_TEAM, add_team_member, methods=["PUT"], name="api.add_team_member"),
     Route(_TEAM, remove_team_member, methods=["DELETE"], name="api.remove_team_member"),
 ]

@@ -1,4 +1,5 @@
-"""Author pages: ``/authors/{username}`` lists one editor's recent updates across stories."""
+"""Author pages: ``/authors/{username}``: the author's bio and photo, the stories with
+them in the byline, and their recent updates across stories."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from liveblog import policy, seo, store
+from liveblog import articles, policy, seo, store
 from liveblog.models import StoryStatus
 from liveblog.state import get_liveblog
 from liveblog.views.common import render
@@ -28,6 +29,11 @@ async def author_page(request: Request) -> Response:
             if author is None
             else await store.updates_by_author(session, author, statuses=statuses, limit=RECENT)
         )
+        stories = (
+            []
+            if author is None
+            else await articles.stories_by_author(session, author, statuses=statuses)
+        )
     if author is None:
         raise HTTPException(404, "No such author.")
     fragment = liveblog.renderer.update_fragment
@@ -36,11 +42,11 @@ async def author_page(request: Request) -> Response:
     meta = seo.PageMeta(
         canonical=site.page("author_page", username=author.username),
         title=f"Updates by {author.display_name}",
-        description=f"The latest live updates by {author.display_name}.",
+        description=author.bio or f"The latest live updates by {author.display_name}.",
+        image=site.of(author.photo_url) if author.photo_url else None,
     )
-    return await render(
-        request, "author.html", {"author": author, "entries": entries, "meta": meta}
-    )
+    context = {"author": author, "entries": entries, "stories": stories, "meta": meta}
+    return await render(request, "author.html", context)
 
 
 routes = [Route("/authors/{username}", author_page, name="author_page")]

@@ -215,3 +215,26 @@ def choice_param(request: Request, name: str, choices: tuple[ChoiceT, ...]) -> C
         if raw == choice:
             return choice
     raise BadParameter(f"'{name}' must be one of: {', '.join(choices)}")
+
+
+# --- the story a desk route names ------------------------------------------------------
+
+
+async def desk_story(request: Request) -> tuple[Story, bool]:
+    """The story a desk route names, and whether its caller may publish (an editor).
+
+    An editor sees every story (drafts too). Anyone else (a contributor) works only on
+    the stories whose team they are on: another story is 403, and a draft story they
+    are not on is no story to them (404), as to a reader. The store checks the team
+    again inside every change's own transaction."""
+    user = policy.actor(request)
+    if policy.allows(user, policy.Permission.WRITE_UPDATES):
+        return await story_or_404(request, drafts="caller"), True
+    async with get_liveblog(request).db.session() as session:
+        story = await store.get_story(session, request.path_params["slug"])
+        member = story is not None and await store.on_team(session, story, user)
+    if story is None or (story.status == StoryStatus.draft and not member):
+        raise HTTPException(404, "No such story.")
+    if not member:
+        raise HTTPException(403, "You are not on this story's team.")
+    return story, False

@@ -17,32 +17,46 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from liveblog import auth, policy, store, urls
+from liveblog import audit, auth, policy, store, urls
 from liveblog.media import DecodersBusy, ImageRejected
 from liveblog.models import (
     IMAGE_FIELDS,
+    AuditAction,
+    ReturnNote,
+    Schedule,
     Story,
     StoryCreate,
     StoryPatch,
     StoryStatus,
+    Update,
     UpdateCreate,
     UpdatePatch,
+    UpdateState,
     story_public,
-    update_public,
+    update_for_staff,
 )
 from liveblog.ratelimit import client_address
 from liveblog.state import get_liveblog
 from liveblog.views.common import (
     checked_form,
     current_user,
+    desk_story,
     form_bool,
     form_str,
     redirect,
     render,
-    story_or_404,
     wants_json,
 )
+from liveblog.views.desk_articles import article_context, article_fields
+from liveblog.views.desk_queue import (
+    AUDIT_WORDS,
+    desk_queue,
+    form_version,
+    publish_at,
+    queue_context,
+)
 from liveblog.views.uploads import image_form_values
+from liveblog.workflow import TRANSITIONS
 
 
 def _errors(exc: ValidationError) -> list[str]:
@@ -189,11 +203,16 @@ async def _desk_home(
     errors: list[str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    """Every story, with who created it, and the new-story form (``values``: as typed)."""
+    """Every story, with who created it, and the new-story form (``values``: as typed).
+    A contributor: the stories whose team they are on, and no form."""
+    user = policy.actor(request)
     async with get_liveblog(request).db.session() as session:
-        stories = await store.list_stories(
-            session, statuses=policy.story_statuses(policy.actor(request)), limit=200
-        )
+        if policy.allows(user, policy.Permission.WRITE_UPDATES):
+            stories = await store.list_stories(
+                session, statuses=policy.story_statuses(user), limit=200
+            )
+        else:
+            stories = await store.team_stories(session, user)
         creators = await store.usernames(session, [story.created_by_id for story in stories])
     context = {"stories": stories, "creators": creators, "errors": errors, "values": values or {}}
     return await render(request, "desk/home.html", context, status_code=status_code)
@@ -211,17 +230,21 @@ async def create_story(request: Request) -> Response:
             slug=values["slug"] or None,
             status=StoryStatus(values["status"] or "draft"),
             breaking=form_bool(form, "breaking"),
+            **(await article_fields(request, form) if "lead" in form else {}),
         )
         story = await get_liveblog(request).newsroom.create_story(data, actor=user)
-    except (ValidationError, ValueError, store.Conflict) as exc:
+    except (ValidationError, ValueError, store.StoreError) as exc:
         errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
-        status = 409 if isinstance(exc, store.Conflict) else 422
+        status = exc.status if isinstance(exc, store.StoreError) else 422
         return await _desk_home(request, values=values, errors=errors, status_code=status)
     return _to_story_desk(request, story)
 
 
 async def _desk_story(request: Request) -> Story:
-    return await story_or_404(request, drafts="caller")
+    """The story the path names, for this caller: a contributor only on a story whose
+    team they are on (``common.desk_story``)."""
+    story, _ = await desk_story(request)
+    return story
 
 
 async def story_desk(
@@ -230,20 +253,28 @@ async def story_desk(
     compose_errors: list[str] | None = None,
     compose_values: dict[str, Any] | None = None,
     settings_errors: list[str] | None = None,
+    step: dict[str, Any] | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    """The story's desk. An editor: the timeline, the compose form, the settings and the
+    newsroom sections (``desk_queue``); a contributor: the compose form and their own
+    updates. ``step``: a workflow step that failed, re-shown with what was typed."""
     liveblog = get_liveblog(request)
-    story = await _desk_story(request)
+    story, editor = await desk_story(request)
+    rows = []
     async with liveblog.db.session() as session:
         rendered_seq = story.last_seq
-        rows = await store.updates_page(session, story, limit=100)
+        if editor:
+            rows = await store.updates_page(session, story, limit=100)
     fragment = liveblog.renderer.update_fragment
     updates = [(update, fragment(update, story, author)) for update, author in rows]
     return await render(
         request,
         "desk/story.html",
         {
+            **await queue_context(request, story, editor=editor, step=step),
+            **(await article_context(request, story) if editor else {}),
             "story": story,
             "updates": updates,
             "rendered_seq": rendered_seq,
@@ -273,28 +304,41 @@ async def change_story(request: Request) -> Response:
             summary=form_str(form, "summary"),
             status=StoryStatus(form_str(form, "status") or story.status),
             breaking=form_bool(form, "breaking"),
+            # A form without the article fields (an older page) leaves them as they are.
+            **(await article_fields(request, form) if "lead" in form else {}),
         )
-    except (ValidationError, ValueError) as exc:
+        story = await get_liveblog(request).newsroom.change_story(story.slug, patch, actor=user)
+    except (ValidationError, ValueError, store.StoreError) as exc:
         errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
+        status = exc.status if isinstance(exc, store.StoreError) else 422
         if wants_json(request):
-            return JSONResponse({"error": "; ".join(errors)}, status_code=422)
-        return await story_desk(request, settings_errors=errors, status_code=422)
-    story = await get_liveblog(request).newsroom.change_story(story.slug, patch, actor=user)
+            return JSONResponse({"error": "; ".join(errors)}, status_code=status)
+        return await story_desk(request, settings_errors=errors, status_code=status)
     if wants_json(request):
         return JSONResponse(story_public(story))
     return _to_story_desk(request, story)
 
 
 async def post_update(request: Request) -> Response:
+    """An editor publishes at once, keeps a draft (``state=draft``) or schedules it (a
+    ``publish_at`` time, or the Schedule button); a contributor submits it to the
+    editors or keeps a draft (docs/newsroom.md)."""
     user = policy.actor(request)
-    story = await _desk_story(request)
+    story, editor = await desk_story(request)
     form = await checked_form(request)
     values = _update_fields(form)
+    draft = form_str(form, "state") == UpdateState.draft
     try:
         values.update(await image_form_values(request, form))
-        data = UpdateCreate.model_validate(values)
-        update = await get_liveblog(request).newsroom.post_update(story.slug, data, author=user)
-    except (ValidationError, store.StoreError, ImageRejected, DecodersBusy) as exc:
+        when = None if draft else publish_at(form)
+        if when is None and not draft and form_str(form, "intent") == "schedule":
+            raise ValueError("publish_at: give the time to publish it at")
+        state = UpdateState.draft if draft else None
+        data = UpdateCreate.model_validate({**values, "state": state, "publish_at": when})
+        update = await get_liveblog(request).newsroom.post_update(
+            story.slug, data, author=user, may_publish=editor
+        )
+    except (ValidationError, ValueError, store.StoreError, ImageRejected, DecodersBusy) as exc:
         errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
         status, headers = _failure(exc)
         if wants_json(request):
@@ -303,24 +347,162 @@ async def post_update(request: Request) -> Response:
         return await story_desk(
             request,
             compose_errors=errors,
-            compose_values=values,
+            compose_values={**values, "publish_at": form_str(form, "publish_at")},
             status_code=status,
             headers=headers,
         )
     if wants_json(request):
-        return JSONResponse(update_public(update, user), status_code=201)
-    return _to_story_desk(request, story, update_id=update.id)
+        return JSONResponse(update_for_staff(update, user), status_code=201)
+    return _to_item(request, story, update, editor=editor)
+
+
+def _to_item(request: Request, story: Story, update: Update, *, editor: bool) -> Response:
+    """Back to the story's desk, at the update where it now is."""
+    if update.state == UpdateState.published:
+        return _to_story_desk(request, story, update_id=update.id)
+    desk = urls.path(request, "story_desk_page", slug=story.slug)
+    if not editor:
+        return redirect(f"{desk}#mine-{update.id}")
+    section = {UpdateState.draft: "draft", UpdateState.scheduled: "scheduled"}
+    return redirect(f"{desk}#{section.get(update.state, 'queue')}-{update.id}")
+
+
+# --- the newsroom workflow (docs/newsroom.md) ------------------------------------------
+
+_STEP_NAMES = {
+    "submit": "Submitting",
+    "publish": "Publishing",
+    "return": "Returning",
+    "reject": "Rejecting",
+    "schedule": "Scheduling",
+    "unschedule": "Cancelling the schedule of",
+}
+
+
+async def desk_submit_update(request: Request) -> Response:
+    """Its author sends a draft or a returned update to the editors' queue."""
+    return await _step(request, "submit")
+
+
+async def desk_move_update(request: Request) -> Response:
+    """An editor's step: publish, return (with a ``note``), reject, schedule (with a
+    ``publish_at`` time), unschedule."""
+    action: str = request.path_params["action"]
+    if action not in TRANSITIONS or TRANSITIONS[action].by_author:
+        raise HTTPException(404, "No such step.")
+    return await _step(request, action)
+
+
+async def _step(request: Request, action: str) -> Response:
+    user = policy.actor(request)
+    story, editor = await desk_story(request)
+    form = await checked_form(request)
+    update_id: int = request.path_params["update_id"]
+    note, when = None, None
+    try:
+        version = form_version(form)
+        if action == "return":
+            note = ReturnNote(note=form_str(form, "note")).note
+        if action == "schedule":
+            when = publish_at(form)
+            if when is None:
+                raise ValueError("publish_at: give the time to publish it at")
+            when = Schedule(publish_at=when).publish_at
+        update = await get_liveblog(request).newsroom.move_update(
+            story.slug,
+            update_id,
+            action,
+            actor=user,
+            may_publish=editor,
+            note=note,
+            publish_at=when,
+            expected_version=version,
+        )
+    except (ValidationError, ValueError, store.StoreError) as exc:
+        errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
+        status = exc.status if isinstance(exc, store.StoreError) else 422
+        if wants_json(request):
+            return JSONResponse({"error": "; ".join(errors)}, status_code=status)
+        # The desk again, with the error and what was typed (the note, the time).
+        step = {
+            "update_id": update_id,
+            "action": action,
+            "label": f"{_STEP_NAMES[action]} update {update_id}",
+            "errors": errors,
+            "note": form_str(form, "note"),
+            "publish_at": form_str(form, "publish_at"),
+        }
+        return await story_desk(request, step=step, status_code=status)
+    if wants_json(request):
+        return JSONResponse(update_for_staff(update, user))
+    return _to_item(request, story, update, editor=editor)
+
+
+async def desk_add_team_member(request: Request) -> Response:
+    story, _ = await desk_story(request)
+    form = await checked_form(request)
+    return await _set_team_member(request, story, form_str(form, "username"), on=True)
+
+
+async def desk_remove_team_member(request: Request) -> Response:
+    story, _ = await desk_story(request)
+    await checked_form(request)
+    return await _set_team_member(request, story, request.path_params["username"], on=False)
+
+
+async def _set_team_member(request: Request, story: Story, username: str, *, on: bool) -> Response:
+    username = username.strip().lower()
+    try:
+        await get_liveblog(request).newsroom.set_team_member(
+            story.slug, username, on=on, actor=policy.actor(request)
+        )
+    except store.NotFound:
+        step = {"team_errors": [f"There is no user named {username!r}."], "username": username}
+        return await story_desk(request, step=step, status_code=404)
+    return redirect(urls.path(request, "story_desk_page", slug=story.slug) + "#team-title")
 
 
 # --- one update ----------------------------------------------------------------------
 
 
-async def edit_update_form(request: Request) -> Response:
-    story = await _desk_story(request)
+# The states in which a contributor may still change their own update.
+_CONTRIBUTOR_EDITS = (UpdateState.draft, UpdateState.submitted, UpdateState.returned)
+
+
+async def _editable(request: Request, story: Story, *, may_publish: bool) -> Update:
+    """The update the edit routes name, as its caller may edit it: an editor any update
+    they see (a draft only their own), a contributor only their own, unpublished one."""
+    user = policy.actor(request)
+    update_id: int = request.path_params["update_id"]
     async with get_liveblog(request).db.session() as session:
-        update = await store.get_update(session, story, request.path_params["update_id"])
+        update = await store.staff_update(session, story, update_id, viewer=user)
     if update is None:
         raise HTTPException(404, "No such update.")
+    if not may_publish and update.author_id != user.id:
+        raise HTTPException(403, "This update is someone else's.")
+    if not may_publish and update.state not in _CONTRIBUTOR_EDITS:
+        raise HTTPException(
+            403, f"This update is {update.state.value}: only an editor can change it now."
+        )
+    return update
+
+
+def _edit_context(
+    story: Story, update: Update, values: dict[str, Any], version: int | None, may_publish: bool
+) -> dict[str, Any]:
+    return {
+        "story": story,
+        "update": update,
+        "values": values,
+        "version": version,
+        "may_publish": may_publish,
+        "published": update.state == UpdateState.published,
+    }
+
+
+async def edit_update_form(request: Request) -> Response:
+    story, may_publish = await desk_story(request)
+    update = await _editable(request, story, may_publish=may_publish)
     values = {
         "body": update.body,
         "headline": update.headline or "",
@@ -328,40 +510,135 @@ async def edit_update_form(request: Request) -> Response:
         "pinned": update.pinned,
         **{name: getattr(update, name) for name in IMAGE_FIELDS},
     }
-    return await render(
-        request, "desk/edit_update.html", {"story": story, "update": update, "values": values}
-    )
+    # The version the editor starts from: saving over a newer one is refused (409).
+    context = _edit_context(story, update, values, update.version, may_publish)
+    return await render(request, "desk/edit_update.html", context)
+
+
+def _form_version(form: FormData) -> int | None:
+    """The edit form's ``version`` (None: a form without one, saved whatever the version)."""
+    raw = form_str(form, "version")
+    if raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        raise HTTPException(422, "The form's version is not a whole number: reload the page.")
+    return int(raw)
+
+
+# How the conflict message says what the other person did last: as the audit trail
+# says it, but an edit is a save here ("Priya saved this update").
+_DID = {**AUDIT_WORDS, AuditAction.edited: "saved"}
+
+
+async def _edit_conflict(
+    request: Request,
+    story: Story,
+    values: dict[str, Any],
+    *,
+    may_publish: bool,
+    message: str | None = None,
+) -> Response:
+    """409: the update changed since this form was opened. Both texts are shown (the
+    saved one, and this person's, still in the form), with who did what last and when
+    (the audit trail). If they may still change it, the form carries the saved version,
+    so a deliberate second save goes through; if not (a contributor whose update an
+    editor has taken over meanwhile), there is nothing to save: their text is there to
+    copy. ``message``: what to say instead of the usual first words."""
+    user = policy.actor(request)
+    async with get_liveblog(request).db.session() as session:
+        update = await store.staff_update(
+            session, story, request.path_params["update_id"], viewer=user
+        )
+        if update is None:
+            raise HTTPException(404, "No such update.")
+        last = await audit.latest(session, update)
+    editable = may_publish or (update.author_id == user.id and update.state in _CONTRIBUTOR_EDITS)
+    if last is None:
+        who, did, at = "Someone", "saved", update.edited_at or update.created_at
+    else:
+        mine = last.entry.actor_id is not None and last.entry.actor_id == user.id
+        who = "You" if mine else (last.actor or "Scheduled publishing")
+        did, at = _DID.get(last.entry.action, "changed"), last.entry.at
+    conflict = {"who": who, "did": did, "at": at, "message": message, "editable": editable}
+    context = _edit_context(story, update, values, update.version, may_publish)
+    context["conflict"] = conflict
+    return await render(request, "desk/edit_update.html", context, status_code=409)
 
 
 async def edit_update(request: Request) -> Response:
+    """Save the edit form; ``then=publish`` (an editor, on an update readers do not see
+    yet): publish it too, the version just saved, so nobody's newer save goes out."""
     user = policy.actor(request)
-    story = await _desk_story(request)
+    story, may_publish = await desk_story(request)
     form = await checked_form(request)
     update_id: int = request.path_params["update_id"]
     values = _update_fields(form)
+    version = _form_version(form)
+    then_publish = may_publish and form_str(form, "then") == "publish"
+    newsroom = get_liveblog(request).newsroom
     try:
+        current = await _editable(request, story, may_publish=may_publish)
+    except HTTPException as exc:
+        if exc.status_code != 403 or wants_json(request):
+            raise
         async with get_liveblog(request).db.session() as session:
-            current = await store.get_update(session, story, update_id)
-        image = {name: getattr(current, name) for name in IMAGE_FIELDS} if current else None
+            found = await store.staff_update(session, story, update_id, viewer=user)
+        if found is None or found.author_id != user.id:
+            raise
+        # Their own update, taken over by an editor while they typed: keep their text.
+        return await _edit_conflict(request, story, values, may_publish=may_publish)
+    try:
+        image = {name: getattr(current, name) for name in IMAGE_FIELDS}
         values.update(await image_form_values(request, form, current=image))
         patch = UpdatePatch.model_validate(values)
-        await get_liveblog(request).newsroom.edit_update(story.slug, update_id, patch, actor=user)
+        saved = await newsroom.edit_update(
+            story.slug,
+            update_id,
+            patch,
+            actor=user,
+            may_publish=may_publish,
+            expected_version=version,
+        )
     except (ValidationError, store.StoreError, ImageRejected, DecodersBusy) as exc:
         if isinstance(exc, store.NotFound):
             raise HTTPException(404, "No such update.") from None
         errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
         status, headers = _failure(exc)
+        if isinstance(exc, store.Stale | store.Forbidden | store.Conflict):
+            if not wants_json(request):
+                return await _edit_conflict(request, story, values, may_publish=may_publish)
+            status = 409  # the desk's answer; If-Match's 412 is the API's
         if wants_json(request):
             return JSONResponse({"error": "; ".join(errors)}, status_code=status, headers=headers)
-        async with get_liveblog(request).db.session() as session:
-            update = await store.get_update(session, story, update_id)
+        update = await _editable(request, story, may_publish=may_publish)
+        # The version the editor started from, still: a mistake fixed is checked again.
+        context = _edit_context(story, update, values, version, may_publish)
+        context["errors"] = errors
         return await render(
-            request,
-            "desk/edit_update.html",
-            {"story": story, "update": update, "values": values, "errors": errors},
-            status_code=status,
-            headers=headers,
+            request, "desk/edit_update.html", context, status_code=status, headers=headers
         )
+    if then_publish and saved.state != UpdateState.published:
+        try:
+            await newsroom.move_update(
+                story.slug,
+                update_id,
+                "publish",
+                actor=user,
+                may_publish=True,
+                expected_version=saved.version,
+            )
+        except store.StoreError as exc:
+            # Saved, not published (the story ended, someone changed it meanwhile): say
+            # so, with the version just saved, so the next click does not trip on it.
+            if wants_json(request):
+                return JSONResponse({"error": f"saved, not published: {exc}"}, status_code=409)
+            return await _edit_conflict(
+                request,
+                story,
+                values,
+                may_publish=may_publish,
+                message=f"Your text was saved but not published: {exc}.",
+            )
     return _done(request, story, update_id=update_id)
 
 
@@ -412,4 +689,21 @@ routes = [
     Route(f"{_UPDATE}/edit", edit_update, methods=["POST"], name="edit_update"),
     Route(f"{_UPDATE}/delete", delete_update, methods=["POST"], name="delete_update"),
     Route(f"{_UPDATE}/pin", pin_update, methods=["POST"], name="pin_update"),
+    Route(f"{_UPDATE}/submit", desk_submit_update, methods=["POST"], name="desk_submit_update"),
+    Route(
+        f"{_UPDATE}/steps/{{action}}", desk_move_update, methods=["POST"], name="desk_move_update"
+    ),
+    Route("/desk/stories/{slug}/queue", desk_queue, methods=["GET"], name="desk_queue"),
+    Route(
+        "/desk/stories/{slug}/team",
+        desk_add_team_member,
+        methods=["POST"],
+        name="desk_add_team_member",
+    ),
+    Route(
+        "/desk/stories/{slug}/team/{username}/remove",
+        desk_remove_team_member,
+        methods=["POST"],
+        name="desk_remove_team_member",
+    ),
 ]

@@ -9,11 +9,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from liveblog.state import get_liveblog
-from liveblog.views.common import story_or_404
+from liveblog.views.common import desk_story
 
 
 async def story_stats(request: Request) -> Response:
-    story = await story_or_404(request, drafts="caller")
+    story, _ = await desk_story(request)  # a contributor: only their stories
     stats = asdict(get_liveblog(request).stats.stats(story))
     return JSONResponse(stats, headers={"Cache-Control": "no-store"})
 

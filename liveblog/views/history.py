@@ -9,12 +9,12 @@ from starlette.routing import Route
 
 from liveblog import revisions, store
 from liveblog.state import get_liveblog
-from liveblog.views.common import render, story_or_404
+from liveblog.views.common import desk_story, render
 
 
 async def update_history(request: Request) -> Response:
     liveblog = get_liveblog(request)
-    story = await story_or_404(request, drafts="caller", message="No such update.")
+    story, _ = await desk_story(request)  # a contributor: only their stories
     async with liveblog.db.session() as session:
         update = await store.get_update(session, story, request.path_params["update_id"])
         if update is None:

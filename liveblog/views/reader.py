@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from liveblog import caching, feed, seo, store
+from liveblog import articles, caching, feed, seo, store
 from liveblog.models import Story, StoryStatus, iso
 from liveblog.plaintext import plain_text
 from liveblog.state import get_liveblog
@@ -21,15 +21,18 @@ async def _visible_story(request: Request) -> Story:
 
 
 async def home(request: Request) -> Response:
+    # A newsroom front: live stories first, then each category's, then the rest.
     async with get_liveblog(request).db.session() as session:
-        live = await store.list_stories(session, statuses=[StoryStatus.live])
-        ended = await store.list_stories(session, statuses=[StoryStatus.ended], limit=20)
-    return await render(request, "home.html", {"live": live, "ended": ended})
+        front = await articles.front_page(session)
+    context = {"live": front.live, "sections": front.sections, "ended": front.others}
+    return await render(request, "home.html", context)
 
 
 ORDER_COOKIE = "liveblog_order"
 ORDER_COOKIE_DAYS = 365
 LATEST_STORIES = 5
+# Above this many updates the lead starts folded (a <details> the reader opens).
+LEAD_FOLD = 20
 ORDERS: tuple[Order, ...] = ("newest", "oldest")
 
 
@@ -93,6 +96,9 @@ async def story_page(request: Request) -> Response:
         key_events = await store.key_events(session, story)
         last_updated = await store.last_updated(session, story)
         latest = await store.list_stories(session, statuses=listed, limit=LATEST_STORIES + 1)
+        byline = (await articles.bylines(session, [story.id])).get(story.id, [])
+        sections = (await articles.categories_of(session, [story.id])).get(story.id, [])
+        update_count = await store.count_updates(session, story) if story.lead_html else 0
         # The structured data lists the newest updates, whichever page this is.
         newest = (
             rows[:limit]
@@ -132,7 +138,24 @@ async def story_page(request: Request) -> Response:
         "newer_cursor": cursor if order == "oldest" else None,
         "last_updated": last_updated,
         "latest_stories": [other for other in latest if other.id != story.id][:LATEST_STORIES],
-        "json_ld": seo.json_ld(seo.live_blog_posting(story, newest, site=site)),
+        "byline": byline,
+        "sections": sections,
+        "lead_open": update_count <= LEAD_FOLD,
+        # Announced: live, waiting for its first update (docs/reader.md, "Pre-live").
+        "announced": story.status == StoryStatus.live and story.started_at is None,
+        "json_ld": seo.json_ld(
+            seo.live_blog_posting(
+                story,
+                newest,
+                site=site,
+                article=seo.Article(
+                    authors=[(line.name, line.username) for line in byline],
+                    sections=[category.name for category in sections],
+                    publisher=liveblog.settings.site_name,
+                    logo=site.page("static", path="icon-512.png"),
+                ),
+            )
+        ),
         "meta": seo.PageMeta(
             canonical=canonical,
             title=story.title,
@@ -140,6 +163,8 @@ async def story_page(request: Request) -> Response:
             image=seo.first_image(newest, site),
             published=iso(started),
             modified=iso(last_updated or story.updated_at),
+            section=sections[0].name if sections else None,
+            tags=tuple(category.name for category in sections),
         ),
     }
     liveblog.stats.count_view(story.id)

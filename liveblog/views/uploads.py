@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,7 +22,16 @@ from liveblog.views.api import ApiError, api_view
 from liveblog.views.common import form_bool, form_str
 
 # Requests that may carry an image: their body may be LIVEBLOG_MAX_UPLOAD_BYTES larger.
-UPLOAD_PATHS = re.compile(r"/api/media|/desk/stories/[^/]+/updates(?:/[0-9]+/edit)?")
+UPLOAD_PATHS = re.compile(r"/api/media|/desk/profile|/desk/stories/[^/]+/updates(?:/[0-9]+/edit)?")
+
+
+class UploadOut(BaseModel):
+    """``upload_image``: the image's address (for ``image_url``) and its size."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str
+    width: int
+    height: int
 
 
 @api_view

@@ -25,10 +25,10 @@ function setPinControl(container, pinned) {
   if (label) label.textContent = pinned ? "Unpin" : "Pin";
 }
 
-async function send(form) {
+async function send(form, data = new FormData(form)) {
   const response = await fetch(form.action, {
     method: "POST",
-    body: new FormData(form),
+    body: data,
     headers: { Accept: "application/json" },
     credentials: "same-origin",
   });
@@ -59,20 +59,25 @@ if (root) {
   const composeError = root.querySelector("[data-compose-error]");
   compose?.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const button = compose.querySelector("button[type=submit]");
-    button.disabled = true;
+    // The button pressed is part of the form ("Save as draft", "Schedule"): read it
+    // before the buttons are disabled (a disabled button sends nothing).
+    const body = new FormData(compose, event.submitter);
+    const buttons = compose.querySelectorAll("button[type=submit]");
+    for (const button of buttons) button.disabled = true;
     composeError.hidden = true;
     try {
-      await send(compose);
-      // The update itself arrives over the stream, like everyone else's.
+      await send(compose, body);
+      // A published update arrives over the stream, like everyone else's; a draft or a
+      // schedule shows in the desk's own sections (desk-queue.js), fetched again now.
       compose.reset();
       compose.querySelector("textarea")?.focus();
+      document.dispatchEvent(new CustomEvent("liveblog:desk-changed", { detail: { topic: "compose" } }));
     } catch (error) {
       // Keep what the editor typed; say what went wrong.
       composeError.textContent = error.message;
       composeError.hidden = false;
     } finally {
-      button.disabled = false;
+      for (const button of buttons) button.disabled = false;
     }
   });
 

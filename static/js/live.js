@@ -110,7 +110,7 @@ export function startLiveTimeline(root, options = {}) {
         onApplied(kind, data);
       });
     }
-    source.addEventListener("open", () => { retryDelay = 1000; say("Live: new updates appear automatically."); });
+    source.addEventListener("open", () => { retryDelay = 1000; say("Live: updates appear automatically."); });
     source.addEventListener("error", () => {
       if (ended) return;
       if (source.readyState === EventSource.CLOSED) {

@@ -91,6 +91,17 @@ function keyEventsBox(root, onOpen) {
   const box = root.querySelector("[data-key-events]");
   const list = root.querySelector("[data-key-events-list]");
   if (!box || !list) return () => {};
+  const count = box.querySelector("[data-key-events-count]");
+  const fold = box.querySelector("[data-key-events-fold]");
+  // Beside the timeline (wide screens) the box is always open: the stylesheet shows its
+  // list where browsers allow, and this opens it where they do not.
+  const wide = window.matchMedia("(min-width: 64rem)");
+  const openWhenWide = () => { if (fold && wide.matches) fold.open = true; };
+  wide.addEventListener("change", openWhenWide);
+  openWhenWide();
+  fold?.querySelector("summary")?.addEventListener("click", (event) => {
+    if (wide.matches) event.preventDefault();
+  });
 
   list.addEventListener("click", (event) => {
     const link = event.target.closest("a");
@@ -125,6 +136,32 @@ function keyEventsBox(root, onOpen) {
     if (kind === "delete" || !data.key_event) existing?.remove();
     else (existing || entry(data)).querySelector("a").textContent = headlineOf(data);
     box.hidden = list.children.length === 0;
+    if (count) count.textContent = String(list.children.length);
+  };
+}
+
+// The story as an article: its lead follows the editors' changes, and an announced
+// story ("Coverage starts at ...") turns live when its first update arrives.
+function articleParts(root) {
+  const lead = root.querySelector("[data-lead]");
+  const leadBody = root.querySelector("[data-lead-body]");
+  const prelive = root.querySelector("[data-prelive]");
+  const status = root.querySelector("[data-story-status]");
+  return (kind, data) => {
+    if (kind === "story" && lead && leadBody && typeof data.lead_html === "string") {
+      // The server's sanitized HTML (liveblog/render.py), as an update's.
+      const template = document.createElement("template");
+      template.innerHTML = data.lead_html;
+      leadBody.replaceChildren(template.content);
+      lead.hidden = !data.lead_html;
+    }
+    if (!prelive || prelive.hidden || !status) return;
+    if (kind === "update") {
+      prelive.hidden = true;
+      if (root.dataset.status === "live") status.textContent = "Live";
+    } else if (kind === "story" && data.story?.status === "live") {
+      status.textContent = "Coming up";
+    }
   };
 }
 
@@ -134,10 +171,12 @@ function startStoryPage(root) {
   const keyEvents = keyEventsBox(root, (target) => {
     if (held.pending.contains(target)) held.reveal({ focus: false });
   });
+  const article = articleParts(root);
   window.liveblogTimeline = startLiveTimeline(root, {
     insert: held.insert,
     onApplied(kind, data) {
       keyEvents(kind, data);
+      article(kind, data);
       if (kind === "delete") held.refresh();
       renderTimes(root);
       enableShareButtons(root);

@@ -11,6 +11,9 @@ const absoluteFormat = new Intl.DateTimeFormat(undefined, {
   hour: "2-digit", minute: "2-digit", timeZoneName: "short",
 });
 const clockFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dateFormat = new Intl.DateTimeFormat(undefined, {
+  day: "numeric", month: "short", year: "numeric",
+});
 const dayFormat = new Intl.DateTimeFormat(undefined, {
   day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
 });
@@ -40,6 +43,9 @@ function render(time, now) {
     time.title = full;
     // Shown by CSS on hover and on keyboard focus of the link around it.
     (time.closest("a") || time).dataset.absolute = full;
+  } else if (time.hasAttribute("data-date")) {
+    time.textContent = dateFormat.format(date); // a story's date line: "3 Dec 2026"
+    time.title = full;
   } else {
     time.textContent = clockFormat.format(date); // "Edited 14:05", in local time
     time.title = full;
