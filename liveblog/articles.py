@@ -1,5 +1,5 @@
-"""Data functions of stories as articles (issue 14): bylines, categories, the lead and
-the announced start, and the author pages' profiles.
+"""Data functions of stories as articles (issue 14): bylines, categories, tags, the lead
+and the announced start, and the author pages' profiles.
 
 A story's changes still go through ``store.change_story`` (one audit entry, one ``story``
 event): ``change`` here applies the article fields inside the same transaction and says
@@ -30,14 +30,15 @@ from liveblog.models import (
     StoryCreate,
     StoryPatch,
     StoryStatus,
+    StoryTag,
     User,
     iso,
 )
 from liveblog.render import MarkdownRenderer
 
 READER_STATUSES = (StoryStatus.live, StoryStatus.ended)
-# The lead: the updates' Markdown and sanitizer, with ``##`` sections kept.
-render_lead = MarkdownRenderer(sections=True)
+# The lead: the updates' Markdown and sanitizer, with ``##`` sections and images kept.
+render_lead = MarkdownRenderer(sections=True, images=True)
 
 
 class Invalid(store.StoreError):
@@ -98,6 +99,21 @@ async def categories_of(
     found: dict[int, list[Category]] = {}
     for story_id, category in await session.exec(query):
         found.setdefault(story_id, []).append(category)
+    return found
+
+
+async def tags_of(session: AsyncSession, story_ids: Collection[int]) -> dict[int, list[str]]:
+    """Each story's free tags, in order (a story without any: absent)."""
+    if not story_ids:
+        return {}
+    query = (
+        select(StoryTag)
+        .where(col(StoryTag.story_id).in_(story_ids))
+        .order_by(col(StoryTag.story_id), col(StoryTag.position))
+    )
+    found: dict[int, list[str]] = {}
+    for row in await session.exec(query):
+        found.setdefault(row.story_id, []).append(row.name)
     return found
 
 
@@ -176,10 +192,12 @@ async def article_json(
     ids = [story.id for story in stories if story.id is not None]
     names = await bylines(session, ids)
     sections = await categories_of(session, ids)
+    tags = await tags_of(session, ids)
     return {
         story.id: {
             "authors": [line.public() for line in names.get(story.id, [])],
             "categories": [category_public(c) for c in sections.get(story.id, [])],
+            "tags": tags.get(story.id, []),
             "lead": story.lead,
             "lead_html": story.lead_html,
             "starts_at": iso(story.starts_at),
@@ -217,7 +235,7 @@ async def change(
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """Apply the article fields ``data`` gives to ``story`` (in the caller's transaction).
     Returns what changed (field: the audit trail's detail) and what the ``story`` event
-    carries besides the story (the lead's HTML, the byline, the categories)."""
+    carries besides the story (the lead's HTML, the byline, the categories, the tags)."""
     assert story.id is not None
     changed: dict[str, str] = {}
     payload: dict[str, Any] = {}
@@ -258,6 +276,13 @@ async def change(
                 )
             changed["categories"] = "categories: " + ", ".join(data.categories)
             payload["categories"] = [category_public(found[s]) for s in data.categories]
+    current_tags = (await tags_of(session, [story.id])).get(story.id, [])
+    if data.tags is not None and data.tags != current_tags:
+        await session.exec(delete(StoryTag).where(col(StoryTag.story_id) == story.id))
+        for position, name in enumerate(data.tags):
+            session.add(StoryTag(story_id=story.id, position=position, name=name))
+        changed["tags"] = "tags: " + ", ".join(data.tags)
+        payload["tags"] = data.tags
     await session.flush()
     return changed, payload
 

@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic import Field as InputField
 from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -36,6 +44,8 @@ MAX_LEAD = 20_000
 MAX_BIO = 2000
 MAX_AUTHORS = 10
 MAX_CATEGORIES = 10
+MAX_TAG = 50
+MAX_TAGS = 20
 
 
 def utcnow() -> datetime:
@@ -289,6 +299,16 @@ class StoryCategory(SQLModel, table=True):
     position: int = 0
 
 
+class StoryTag(SQLModel, table=True):
+    """One of a story's free tags, in order (Open Graph's article:tag, JSON-LD keywords)."""
+
+    __tablename__ = "story_tag"
+
+    story_id: int = Field(foreign_key="story.id", primary_key=True)
+    position: int = Field(primary_key=True)
+    name: str = Field(max_length=MAX_TAG)
+
+
 class StoryByline(SQLModel, table=True):
     """One name of a story's byline, in order: a user, or a free-text name."""
 
@@ -326,8 +346,20 @@ class LoginSession(SQLModel, table=True):
 # --- input shapes --------------------------------------------------------------------
 
 
+# Input fields that hold a moment: given as ISO 8601 text (pydantic would also take a
+# number, as seconds since 1970, which the API's schema does not allow).
+_MOMENTS = frozenset({"publish_at", "starts_at"})
+
+
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _moments_as_text(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name in _MOMENTS and isinstance(value, int | float):
+            raise ValueError("give the time as text, e.g. 2026-12-03T10:00:00Z")
+        return value
 
     @field_validator("*")
     @classmethod
@@ -365,11 +397,12 @@ class BylineName(_Input):
 
 
 class _Article(_Input):
-    """The article fields of a story (issue 14): byline, lead, categories, start."""
+    """The article fields of a story (issue 14): byline, lead, categories, tags, start."""
 
     authors: list[str | BylineName] | None = InputField(default=None, max_length=MAX_AUTHORS)
     lead: str | None = InputField(default=None, max_length=MAX_LEAD)
     categories: list[str] | None = InputField(default=None, max_length=MAX_CATEGORIES)
+    tags: list[str] | None = InputField(default=None, max_length=MAX_TAGS)
     starts_at: datetime | None = None
 
     @field_validator("authors")
@@ -388,6 +421,20 @@ class _Article(_Input):
             _check_slug(slug)
         return list(dict.fromkeys(value))
 
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> list[str] | None:
+        """Free words, in order; spaces tidied, the same tag in other case once."""
+        if value is None:
+            return None
+        tags: dict[str, str] = {}
+        for item in value:
+            tag = _non_empty(" ".join(item.split()), "a tag")
+            if len(tag) > MAX_TAG:
+                raise ValueError(f"a tag is at most {MAX_TAG} characters")
+            tags.setdefault(tag.casefold(), tag)
+        return list(tags.values())
+
     @field_validator("starts_at")
     @classmethod
     def _starts_at(cls, value: datetime | None) -> datetime | None:
@@ -401,7 +448,7 @@ class StoryCreate(_Article):
     summary: str = InputField(default="", max_length=MAX_SUMMARY)
     slug: str | None = None
     status: StoryStatus = StoryStatus.draft
-    breaking: bool = False
+    breaking: StrictBool = False
 
     @field_validator("slug")
     @classmethod
@@ -420,7 +467,7 @@ class StoryPatch(_Article):
     title: str | None = InputField(default=None, max_length=MAX_TITLE)
     summary: str | None = InputField(default=None, max_length=MAX_SUMMARY)
     status: StoryStatus | None = None
-    breaking: bool | None = None
+    breaking: StrictBool | None = None
 
     @field_validator("title")
     @classmethod
@@ -446,8 +493,8 @@ class _ImageInput(_Input):
     image_caption: str | None = InputField(default=None, max_length=MAX_CAPTION)
     image_credit: str | None = InputField(default=None, max_length=MAX_CAPTION)
     # Filled in for uploads; for linked images they let the page reserve the space.
-    image_width: int | None = InputField(default=None, ge=1, le=20_000)
-    image_height: int | None = InputField(default=None, ge=1, le=20_000)
+    image_width: StrictInt | None = InputField(default=None, ge=1, le=20_000)
+    image_height: StrictInt | None = InputField(default=None, ge=1, le=20_000)
 
     @field_validator("image_url")
     @classmethod
@@ -469,8 +516,8 @@ class _ImageInput(_Input):
 class UpdateCreate(_ImageInput):
     body: str = InputField(max_length=MAX_BODY)
     headline: str | None = InputField(default=None, max_length=MAX_HEADLINE)
-    key_event: bool = False
-    pinned: bool = False
+    key_event: StrictBool = False
+    pinned: StrictBool = False
     # None: the caller's default (an editor publishes, a contributor submits).
     state: UpdateState | None = None
     # A future moment: an editor's update is scheduled for it (docs/newsroom.md).
@@ -580,8 +627,8 @@ class UpdatePatch(_ImageInput):
 
     body: str | None = InputField(default=None, max_length=MAX_BODY)
     headline: str | None = InputField(default=None, max_length=MAX_HEADLINE)
-    key_event: bool | None = None
-    pinned: bool | None = None
+    key_event: StrictBool | None = None
+    pinned: StrictBool | None = None
 
     @field_validator("body")
     @classmethod
@@ -728,5 +775,6 @@ class StoryStaffOut(_Output):
     created_by: str | None
     authors: list[BylineOut]
     categories: list[CategoryOut]
+    tags: list[str]
     lead: str
     lead_html: str

@@ -61,27 +61,65 @@ def _mark_quote_attributions(state: StateCore) -> None:
             token.attrSet("class", ATTRIBUTION_CLASS)
 
 
+# A lead's Markdown images (``![alt](https://...)``): https, or this site's own uploads.
+IMAGE_PREFIXES = ("https://", "/media/")
+
+
+def image_allowed(src: str) -> bool:
+    return src.startswith(IMAGE_PREFIXES) and not src.startswith("/media//")
+
+
+def _lead_images(state: StateCore) -> None:
+    """An image whose address is not allowed becomes its alt text; an allowed one loads
+    lazily and keeps only its address and alt text (no title)."""
+    for block in state.tokens:
+        for token in block.children or ():
+            if token.type != "image":
+                continue
+            src = str(token.attrGet("src") or "")
+            if image_allowed(src):
+                token.attrs = {"src": src, "alt": "", "loading": "lazy"}
+            else:
+                alt = "".join(child.content for child in token.children or () if not child.children)
+                token.type, token.tag, token.attrs, token.children = "text", "", {}, None
+                token.content = alt
+
+
+def _image_filter(tag: str, attribute: str, value: str) -> str | None:
+    if tag == "img" and attribute == "src" and not image_allowed(value):
+        return None
+    return value
+
+
 class MarkdownRenderer:
     """``sections``: ``##`` headings are kept (a story's lead has sections; an update,
-    itself headed by an ``h2``, does not)."""
+    itself headed by an ``h2``, does not). ``images``: Markdown images are kept (the
+    lead's; an update's image is its own field)."""
 
-    def __init__(self, *, sections: bool = False) -> None:
+    def __init__(self, *, sections: bool = False, images: bool = False) -> None:
         self._tags = ALLOWED_TAGS | {"h2"} if sections else ALLOWED_TAGS
+        self._images = images
+        if images:
+            self._tags = self._tags | {"img"}
         self._md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": True})
         self._md.enable(["table", "strikethrough", "replacements", "smartquotes"])
         self._md.core.ruler.push("quote_attribution", _mark_quote_attributions)
+        if images:
+            self._md.core.ruler.push("lead_images", _lead_images)
 
     def __call__(self, source: str) -> str:
-        return sanitize(self._md.render(source), tags=self._tags)
+        return sanitize(self._md.render(source), tags=self._tags, images=self._images)
 
 
-def sanitize(html: str, *, tags: set[str] = ALLOWED_TAGS) -> str:
+def sanitize(html: str, *, tags: set[str] = ALLOWED_TAGS, images: bool = False) -> str:
+    attributes = ALLOWED_ATTRIBUTES | {"img": {"src", "alt"}} if images else ALLOWED_ATTRIBUTES
     return nh3.clean(
         html,
         tags=tags,
-        attributes=ALLOWED_ATTRIBUTES,
+        attributes=attributes,
         url_schemes=URL_SCHEMES,
-        tag_attribute_values={"p": {"class": {ATTRIBUTION_CLASS}}},
+        tag_attribute_values={"p": {"class": {ATTRIBUTION_CLASS}}, "img": {"loading": {"lazy"}}},
+        attribute_filter=_image_filter if images else None,
         link_rel="nofollow noopener",
         strip_comments=True,
     )

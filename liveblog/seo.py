@@ -64,6 +64,7 @@ class Article:
 
     authors: list[tuple[str, str | None]] = field(default_factory=list)  # (name, username)
     sections: list[str] = field(default_factory=list)  # category names, the first its own
+    tags: list[str] = field(default_factory=list)  # the story's free tags: its keywords
     publisher: str = "liveblog"
     logo: str | None = None  # the publisher's logo, an absolute URL
 
@@ -112,6 +113,8 @@ def live_blog_posting(
         data["author"] = [_person(name, username, site) for name, username in article.authors]
     if article.sections:
         data["articleSection"] = article.sections
+    if article.tags:
+        data["keywords"] = article.tags
     publisher: dict[str, Any] = {"@type": "Organization", "name": article.publisher}
     if article.logo:
         publisher["logo"] = {"@type": "ImageObject", "url": article.logo}
@@ -139,7 +142,7 @@ class PageMeta:
     image: str | None = None
     published: str | None = None
     modified: str | None = None
-    # Open Graph's article:section and article:tag (a story's categories).
+    # Open Graph's article:section and article:tag (a story's categories, then its tags).
     section: str | None = None
     tags: tuple[str, ...] = ()
 

@@ -186,6 +186,45 @@ async def test_story_page_shows_byline_date_line_categories_and_lead(
     assert metas(doc, "article:tag") == ["Politics"]
 
 
+async def test_tags_are_free_words_apart_from_categories(
+    client: httpx.AsyncClient, editor: Editor
+) -> None:
+    politics = await new_category(client, editor, "Politics")
+    story = await new_story(
+        client, editor, categories=[politics], tags=["  river   Thames ", "floods", "Floods"]
+    )
+    # Spaces tidied, the same word in another case once; categories untouched.
+    assert story["tags"] == ["river Thames", "floods"]
+    assert [c["slug"] for c in story["categories"]] == ["politics"]
+    doc = await page(client, "/stories/flood")
+    # Open Graph: the categories, then the tags; JSON-LD: the tags as keywords.
+    assert metas(doc, "article:tag") == ["Politics", "river Thames", "floods"]
+    assert json_ld(doc)["keywords"] == ["river Thames", "floods"]
+    assert json_ld(doc)["articleSection"] == ["Politics"]
+    patched = await client.patch(
+        "/api/stories/flood", json={"tags": ["weather"]}, headers=bearer(editor.token)
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["tags"] == ["weather"]
+    # Unchanged tags are no change; an empty list removes them.
+    same = await client.patch(
+        "/api/stories/flood", json={"tags": ["weather"]}, headers=bearer(editor.token)
+    )
+    assert same.status_code == 200
+    cleared = await client.patch(
+        "/api/stories/flood", json={"tags": []}, headers=bearer(editor.token)
+    )
+    assert cleared.json()["tags"] == []
+    doc = await page(client, "/stories/flood")
+    assert "keywords" not in json_ld(doc)
+    assert metas(doc, "article:tag") == ["Politics"]
+    for bad in ([""], ["x" * 51], ["t"] * 21, "weather"):
+        refused = await client.patch(
+            "/api/stories/flood", json={"tags": bad}, headers=bearer(editor.token)
+        )
+        assert refused.status_code == 422, bad
+
+
 async def test_the_lead_folds_once_the_story_has_many_updates(
     client: httpx.AsyncClient, editor: Editor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -214,17 +253,48 @@ async def test_a_story_without_a_lead_or_byline_shows_neither(
 async def test_the_lead_uses_the_updates_sanitizer(
     client: httpx.AsyncClient, editor: Editor
 ) -> None:
-    lead = (
-        "## Safe\n\n<script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=1>"
-        " ![a Markdown image](https://img.example/a.png)"
-    )
+    lead = "## Safe\n\n<script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=1>"
     story = await new_story(client, editor, lead=lead)
     html = story["lead_html"]
     assert "<h2>Safe</h2>" in html
-    # Raw HTML is shown as text, a javascript: link is no link, and images are the
-    # updates' image fields' business, not the text's (the sanitizer keeps none).
+    # Raw HTML is shown as text and a javascript: link is no link.
     assert "<script" not in html and "<img" not in html and "href" not in html
     assert "&lt;script&gt;" in html
+
+
+async def test_the_lead_shows_https_images_only(client: httpx.AsyncClient, editor: Editor) -> None:
+    lead = "\n\n".join(
+        [
+            '![The *river* at noon](https://img.example/river.png "a title")',
+            "![An upload](/media/abc123.jpg)",
+            "![script](javascript:alert(1))",
+            "![inline](data:image/png;base64,iVBORw0KGgo=)",
+            "![plain](http://img.example/plain.png)",
+            "![elsewhere](//img.example/x.png)",
+        ]
+    )
+    story = await new_story(client, editor, lead=lead)
+    images = parse(story["lead_html"]).find_all("img")
+    # An https image and an upload of this site's: the address, the alt text (as
+    # text), lazy loading and nothing else; the others are their alt text only.
+    assert [img.attrs for img in images] == [
+        {"src": "https://img.example/river.png", "alt": "The river at noon", "loading": "lazy"},
+        {"src": "/media/abc123.jpg", "alt": "An upload", "loading": "lazy"},
+    ]
+    for alt in ("inline", "plain", "elsewhere"):
+        assert f"<p>{alt}</p>" in story["lead_html"]
+    # (Markdown itself refuses a javascript: address: the source stays text.)
+    assert "<p>![script](javascript:alert(1))</p>" in story["lead_html"]
+    assert "data:" not in story["lead_html"]
+    # The reader's page shows them; its CSP's img-src allows https: and 'self'.
+    response = await client.get("/stories/flood")
+    assert '<img src="https://img.example/river.png"' in response.text
+    policy = response.headers["content-security-policy"]
+    img_src = next(part for part in policy.split(";") if part.strip().startswith("img-src"))
+    assert "https:" in img_src.split() and "'self'" in img_src.split()
+    # An update's Markdown keeps no images (its image is a field of its own).
+    update = await new_update(client, editor, body="![x](https://img.example/river.png)")
+    assert "<img" not in update["body_html"]
 
 
 # --- pre-live ------------------------------------------------------------------------------
@@ -430,6 +500,38 @@ async def test_desk_settings_form_sets_the_article_fields(
     refused = await client.post("/desk/stories/flood", data={**form, "categories": "nope"})
     assert refused.status_code == 422
     assert "no such category" in refused.text
+
+
+async def test_desk_coverage_start_is_the_browsers_wall_clock(
+    client: httpx.AsyncClient, editor: Editor
+) -> None:
+    await new_story(client, editor)
+    csrf = await login(client, editor)
+    form = {"csrf_token": csrf, "title": "Flood", "summary": "", "status": "live"}
+    form |= {"authors": "", "lead": "", "starts_at": "2031-06-01T14:00"}
+    # With the desk's script: its offset east of UTC (here +05:30) says whose 14:00.
+    sent = await client.post("/desk/stories/flood", data={**form, "starts_tz_offset": "330"})
+    assert sent.status_code == 303, sent.text
+    story = await api_story(client, editor, "flood")
+    assert datetime.fromisoformat(story["starts_at"]) == datetime.fromisoformat(
+        "2031-06-01T08:30:00+00:00"
+    )
+    # The form shows it as UTC, labelled so, with the moment for the script to localise.
+    desk = await page(client, "/desk/stories/flood")
+    field = desk.find("input", name="starts_at")
+    assert field.attrs["value"] == "2031-06-01T08:30"
+    assert field.attrs["data-utc"] == "2031-06-01T08:30:00.000+00:00"
+    assert desk.find("input", name="starts_tz_offset").attrs["data-tz-offset"] == "starts_at"
+    label = next(n for n in desk.find_all("label") if field in n.iter())
+    assert "(UTC)" in label.text()
+    # Without the script (no offset) the time is UTC, as the label says.
+    sent = await client.post("/desk/stories/flood", data={**form, "starts_tz_offset": ""})
+    assert sent.status_code == 303, sent.text
+    story = await api_story(client, editor, "flood")
+    assert story["starts_at"].startswith("2031-06-01T14:00:00")
+    bad = await client.post("/desk/stories/flood", data={**form, "starts_tz_offset": "9999"})
+    assert bad.status_code == 422
+    assert "starts_at" in bad.text
 
 
 async def test_desk_categories_page_adds_and_reorders(

@@ -255,6 +255,42 @@ async def test_a_time_past_the_calendar_in_utc_is_refused_not_a_500(
     assert posted.status_code == 422
 
 
+async def test_values_of_another_json_type_are_refused_not_coerced(
+    client: httpx.AsyncClient, editor: Editor
+) -> None:
+    # Found while fuzzing: pydantic's lax mode took 1.0 for true, and a number for a time
+    # (seconds since 1970); the documented types are boolean and date-time text.
+    auth = bearer(editor.token)
+    assert (await client.post("/api/stories", json={"title": "Types"}, headers=auth)).is_success
+    story = await client.get("/api/stories/types", headers=auth)
+    refusals = {
+        "breaking": await client.patch("/api/stories/types", json={"breaking": 1.0}, headers=auth),
+        "starts_at": await client.patch(
+            "/api/stories/types", json={"starts_at": 4102444800}, headers=auth
+        ),
+        "key_event": await client.post(
+            "/api/stories/types/updates", json={"body": "x", "key_event": "yes"}, headers=auth
+        ),
+        "publish_at": await client.post(
+            "/api/stories/types/updates",
+            json={"body": "x", "publish_at": 4102444800.0},
+            headers=auth,
+        ),
+        "image_width": await client.post(
+            "/api/stories/types/updates",
+            json={
+                "body": "x",
+                "image_url": "https://example.org/a.png",
+                "image_width": 640.0,
+                "image_height": 480,
+            },
+            headers=auth,
+        ),
+    }
+    assert {name: r.status_code for name, r in refusals.items()} == dict.fromkeys(refusals, 422)
+    assert (await client.get("/api/stories/types", headers=auth)).json() == story.json()
+
+
 def test_the_checker_refuses_a_key_the_schema_does_not_name() -> None:
     # The answers' models forbid extra keys: a function that grows one fails above.
     spec = openapi.document(create_app(settings_for(Path("/nonexistent"))).routes)

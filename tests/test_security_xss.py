@@ -28,6 +28,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from liveblog import auth
 from liveblog.app import create_app
+from liveblog.articles import render_lead
 from liveblog.models import (
     MAX_CAPTION,
     MAX_HEADLINE,
@@ -618,3 +619,20 @@ def test_only_http_https_and_mailto_links_survive() -> None:
         tree = LexborHTMLParser(html)
         assert all(not (a.attributes.get("href") or "") for a in tree.css("a")), (source, html)
         assert tree.css("img") == [], (source, html)
+
+
+def test_the_lead_keeps_no_vector_and_only_https_or_own_images() -> None:
+    """The lead's renderer (sections and images allowed): each vector, alone and as an
+    image's address or alt text, leaves nothing executable and no other image address."""
+    images = 0
+    for vector in VECTORS:
+        for source in (vector, f"![{vector}](https://img.example/a.png)", f"![a]({vector})"):
+            html = render_lead(source)
+            assert executable_markup(html) == [], (source, html)
+            for img in LexborHTMLParser(html).css("img"):
+                images += 1
+                src = img.attributes.get("src") or ""
+                assert src.startswith(("https://", "/media/")), (source, html)
+                assert set(img.attributes) == {"src", "alt", "loading"}, (source, html)
+    # Most vectors as alt text leave the https image standing (a "]" or a blank line ends it).
+    assert images >= len(VECTORS) * 9 // 10

@@ -40,7 +40,9 @@ async def article_context(request: Request, story: Story) -> dict[str, Any]:
 async def article_fields(request: Request, form: FormData) -> dict[str, Any]:
     """The article fields of a story form, as ``StoryCreate``/``StoryPatch`` take them.
     The byline is comma-separated: a username, or any other name as written. The start
-    is a ``datetime-local`` read as UTC; empty removes it. ValueError for a bad time."""
+    is a ``datetime-local`` read as a schedule's time is: in the browser's time zone, by
+    the ``starts_tz_offset`` the desk's script fills in, or as UTC without it; empty
+    removes it. ValueError for a bad time."""
     items = [item.strip() for item in form_str(form, "authors").split(",") if item.strip()]
     authors: list[str | BylineName] = []
     async with get_liveblog(request).db.session() as session:
@@ -48,7 +50,11 @@ async def article_fields(request: Request, form: FormData) -> dict[str, Any]:
             user = await store.get_user_by_username(session, item)
             authors.append(item if user is not None else BylineName(name=item))
     try:
-        starts_at = publish_at(FormData({"publish_at": form_str(form, "starts_at")}))
+        starts = {
+            "publish_at": form_str(form, "starts_at"),
+            "tz_offset": form_str(form, "starts_tz_offset"),
+        }
+        starts_at = publish_at(FormData(starts))
     except ValueError:
         raise ValueError("starts_at: give the time as YYYY-MM-DDTHH:MM") from None
     return {

@@ -98,6 +98,7 @@ async def story_page(request: Request) -> Response:
         latest = await store.list_stories(session, statuses=listed, limit=LATEST_STORIES + 1)
         byline = (await articles.bylines(session, [story.id])).get(story.id, [])
         sections = (await articles.categories_of(session, [story.id])).get(story.id, [])
+        tags = (await articles.tags_of(session, [story.id])).get(story.id, [])
         update_count = await store.count_updates(session, story) if story.lead_html else 0
         # The structured data lists the newest updates, whichever page this is.
         newest = (
@@ -151,6 +152,7 @@ async def story_page(request: Request) -> Response:
                 article=seo.Article(
                     authors=[(line.name, line.username) for line in byline],
                     sections=[category.name for category in sections],
+                    tags=tags,
                     publisher=liveblog.settings.site_name,
                     logo=site.page("static", path="icon-512.png"),
                 ),
@@ -164,7 +166,7 @@ async def story_page(request: Request) -> Response:
             published=iso(started),
             modified=iso(last_updated or story.updated_at),
             section=sections[0].name if sections else None,
-            tags=tuple(category.name for category in sections),
+            tags=(*(category.name for category in sections), *tags),
         ),
     }
     liveblog.stats.count_view(story.id)

@@ -49,14 +49,17 @@ function localiseTimes(scope) {
 }
 
 // Before any form is sent (desk.js's compose included: this listener runs first), the
-// offset of the chosen local time (summer or winter time, for that very day).
+// offset of the chosen local time (summer or winter time, for that very day). An offset
+// field names its time input (data-tz-offset="starts_at"); unnamed, it is publish_at's.
 document.addEventListener("submit", (event) => {
   const form = event.target;
-  const offsetField = form.querySelector?.("[data-tz-offset]");
-  const input = form.querySelector?.("input[name=publish_at]");
-  if (!offsetField || !input) return;
-  const chosen = input.value ? new Date(input.value) : new Date();
-  offsetField.value = Number.isNaN(chosen.getTime()) ? "" : String(-chosen.getTimezoneOffset());
+  for (const offsetField of form.querySelectorAll?.("[data-tz-offset]") || []) {
+    const name = offsetField.dataset.tzOffset || "publish_at";
+    const input = form.querySelector(`input[name=${name}]`);
+    if (!input) continue;
+    const chosen = input.value ? new Date(input.value) : new Date();
+    offsetField.value = Number.isNaN(chosen.getTime()) ? "" : String(-chosen.getTimezoneOffset());
+  }
 }, true);
 
 // --- the swap ----------------------------------------------------------------------

@@ -140,13 +140,77 @@ function keyEventsBox(root, onOpen) {
   };
 }
 
-// The story as an article: its lead follows the editors' changes, and an announced
-// story ("Coverage starts at ...") turns live when its first update arrives.
+// The byline and date line ("By A and B | 3 Dec 2026 | Weather, Coast", as
+// templates/_story_byline.html draws it) from a story event's `authors` and `categories`.
+// Names are the editors' text: set as text, never as markup.
+function bylineLine(root) {
+  const line = root.querySelector("[data-story-byline]");
+  const date = line?.querySelector("[data-date]");
+  const element = (tag, className, text) => {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  };
+  const separator = () => {
+    const sep = element("span", "story-byline__sep", "|");
+    sep.setAttribute("aria-hidden", "true");
+    return sep;
+  };
+  const link = (href, text) => {
+    const a = element("a", "", text);
+    a.href = href;
+    return a;
+  };
+  // The part before the date (its names, then a separator) or after it.
+  const replacePart = (className, nodes, before) => {
+    const old = line.querySelector(`.${className}`);
+    if (old) {
+      const sep = before ? old.nextElementSibling : old.previousElementSibling;
+      if (sep?.classList.contains("story-byline__sep")) sep.remove();
+      old.remove();
+    }
+    if (!nodes.length) return;
+    const part = element("span", className);
+    part.append(...nodes);
+    if (before) date.before(part, " ", separator(), " ");
+    else date.after(" ", separator(), " ", part);
+  };
+  return (data) => {
+    if (!line || !date) return;
+    if (Array.isArray(data.authors)) {
+      const names = [];
+      data.authors.forEach((author, i) => {
+        if (i > 0) names.push(i === data.authors.length - 1 ? " and " : ", ");
+        if (author.username) {
+          const a = link(`/authors/${encodeURIComponent(author.username)}`, author.name);
+          a.rel = "author";
+          names.push(a);
+        } else {
+          names.push(element("span", "", author.name));
+        }
+      });
+      replacePart("story-byline__authors", names.length ? ["By ", ...names] : [], true);
+    }
+    if (Array.isArray(data.categories)) {
+      const links = [];
+      data.categories.forEach((category, i) => {
+        if (i > 0) links.push(", ");
+        links.push(link(`/categories/${encodeURIComponent(category.slug)}`, category.name));
+      });
+      replacePart("story-byline__sections", links, false);
+    }
+  };
+}
+
+// The story as an article: its lead and byline follow the editors' changes, and an
+// announced story ("Coverage starts at ...") turns live when its first update arrives.
 function articleParts(root) {
   const lead = root.querySelector("[data-lead]");
   const leadBody = root.querySelector("[data-lead-body]");
   const prelive = root.querySelector("[data-prelive]");
   const status = root.querySelector("[data-story-status]");
+  const byline = bylineLine(root);
   return (kind, data) => {
     if (kind === "story" && lead && leadBody && typeof data.lead_html === "string") {
       // The server's sanitized HTML (liveblog/render.py), as an update's.
@@ -155,6 +219,7 @@ function articleParts(root) {
       leadBody.replaceChildren(template.content);
       lead.hidden = !data.lead_html;
     }
+    if (kind === "story") byline(data);
     if (!prelive || prelive.hidden || !status) return;
     if (kind === "update") {
       prelive.hidden = true;

@@ -1,6 +1,7 @@
 """Stories as articles in a real browser, at 320 px and 1280 px: the byline and the
-categories are visible, the lead folds and opens, the search box is there, a lead
-changed on the desk arrives live, and an announced story turns live by itself."""
+categories are visible, the lead folds and opens, the search box is there, a lead,
+byline and categories changed on the desk arrive live, and an announced story turns
+live by itself."""
 
 from __future__ import annotations
 
@@ -93,6 +94,28 @@ def test_lead_changes_and_the_first_update_arrive_live(
         assert patched.status_code == 200, patched.text
         expect(page.locator("[data-lead]").get_by_role("heading", name="Agenda")).to_be_visible()
         expect(page.locator("[data-story-status]")).to_have_text("Coming up")
+
+        # The byline and the categories follow too; names are text, never markup.
+        world = api.post("/categories", json={"name": "World <b>news</b>"}).json()["slug"]
+        patched = api.patch(
+            "/stories/summit",
+            json={"authors": ["alice", {"name": "<i>Staff</i>"}], "categories": [world]},
+        )
+        assert patched.status_code == 200, patched.text
+        byline = page.locator("[data-story-byline]")
+        expect(byline.locator(".story-byline__authors")).to_have_text("By Alice and <i>Staff</i>")
+        expect(byline.get_by_role("link", name="Alice")).to_have_attribute("href", "/authors/alice")
+        expect(byline.get_by_role("link", name="World <b>news</b>")).to_have_attribute(
+            "href", f"/categories/{world}"
+        )
+        expect(byline.locator("i, b")).to_have_count(0)
+        expect(byline.locator(".story-byline__sep")).to_have_count(2)
+        patched = api.patch("/stories/summit", json={"authors": [], "categories": []})
+        assert patched.status_code == 200, patched.text
+        expect(byline.locator(".story-byline__authors")).to_have_count(0)
+        expect(byline.locator(".story-byline__sections")).to_have_count(0)
+        expect(byline.locator(".story-byline__sep")).to_have_count(0)
+        expect(byline.locator("[data-date]")).to_be_visible()
 
         posted = api.post("/stories/summit/updates", json={"body": "Leaders arrive."})
         assert posted.status_code == 201, posted.text

@@ -117,3 +117,30 @@ def test_compose_saves_drafts_and_schedules_in_the_browsers_time(
     # Its "change the time" field shows it back in the browser's time.
     field = scheduled.locator("input[name=publish_at]")
     expect(field).to_have_value(local.strftime("%Y-%m-%dT%H:%M"))
+
+
+def test_coverage_start_is_set_in_the_browsers_time(
+    server: LiveServer, kolkata: Page, editor: Editor
+) -> None:
+    page = kolkata
+    made = httpx.post(
+        f"{server.url}/api/stories",
+        json={"title": "Flood", "slug": "flood", "status": "live"},
+        headers=bearer(editor.token),
+    )
+    assert made.status_code == 201, made.text
+    log_in_on_desk(page, server.url, editor.username, editor.password, "/desk/stories/flood")
+    settings = page.locator("form", has=page.locator("input[name=starts_at]"))
+    expect(settings.locator("[data-tz-label]")).to_have_text("(your time, UTC+05:30)")
+    settings.locator("input[name=starts_at]").fill("2031-06-01T14:00")
+    settings.locator("button", has_text="Save story settings").click()
+    # Read as 14:00 in India: 08:30 UTC; shown back in the browser's time.
+    with httpx.Client(base_url=f"{server.url}/api", headers=bearer(editor.token)) as api:
+        for _ in range(50):
+            starts = api.get("/stories/flood").json()["starts_at"]
+            if starts:
+                break
+            page.wait_for_timeout(100)
+    assert starts is not None
+    assert datetime.fromisoformat(starts) == datetime(2031, 6, 1, 8, 30, tzinfo=UTC)
+    expect(page.locator("input[name=starts_at]")).to_have_value("2031-06-01T14:00")
