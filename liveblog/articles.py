@@ -23,6 +23,7 @@ from liveblog.models import (
     BylineName,
     Category,
     CategoryCreate,
+    CategoryRename,
     ProfilePatch,
     Story,
     StoryByline,
@@ -361,6 +362,27 @@ async def move_category(session: AsyncSession, slug: str, *, up: bool) -> None:
     for position, category in enumerate(ordered, start=1):
         category.position = position
         session.add(category)
+
+
+async def rename_category(session: AsyncSession, slug: str, data: CategoryRename) -> Category:
+    """Give the category a new name; its slug (and so its links) stays."""
+    category = await get_category(session, slug)
+    if category is None:
+        raise store.NotFound("no such category")
+    category.name = data.name
+    session.add(category)
+    await session.flush()
+    return category
+
+
+async def delete_category(session: AsyncSession, slug: str) -> None:
+    """Delete the category; its stories simply lose it (in the caller's transaction)."""
+    category = await get_category(session, slug)
+    if category is None:
+        raise store.NotFound("no such category")
+    await session.exec(delete(StoryCategory).where(col(StoryCategory.category_id) == category.id))
+    await session.delete(category)
+    await session.flush()
 
 
 async def change_profile(session: AsyncSession, user: User, data: ProfilePatch) -> User:

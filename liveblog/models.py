@@ -590,6 +590,17 @@ class CategoryCreate(_Input):
         return _check_slug(value or None)
 
 
+class CategoryRename(_Input):
+    """A category's new name; its slug stays, so its links keep working."""
+
+    name: str = InputField(max_length=MAX_CATEGORY)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _non_empty(value, "name")
+
+
 class ProfilePatch(_Input):
     """What a user changes of their own author page."""
 

@@ -267,6 +267,8 @@ ROUTES: dict[str, Rule] = {
     "categories_index": desk(_P.MANAGE_STORIES),
     "create_category": desk(_P.MANAGE_STORIES),
     "move_category": desk(_P.MANAGE_STORIES),
+    "rename_category": desk(_P.MANAGE_STORIES),
+    "delete_category": desk(_P.MANAGE_STORIES),
     # The JSON API (bearer tokens; read-only tokens only read).
     "api.list_stories": api(_P.READ_DRAFTS),
     "api.get_story": api(_P.READ_DRAFTS),
@@ -274,6 +276,8 @@ ROUTES: dict[str, Rule] = {
     "api.create_story": api(_P.MANAGE_STORIES),
     "api.list_categories": api(_P.READ_PUBLIC),
     "api.create_category": api(_P.MANAGE_STORIES),
+    "api.rename_category": api(_P.MANAGE_STORIES),
+    "api.delete_category": api(_P.MANAGE_STORIES),
     "api.patch_story": api(_P.MANAGE_STORIES, view_checks=_P.READ_DRAFTS),
     # Contributors too: only their own updates, on their stories, never published.
     "api.post_update": api(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),

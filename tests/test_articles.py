@@ -502,6 +502,30 @@ async def test_desk_settings_form_sets_the_article_fields(
     assert "no such category" in refused.text
 
 
+async def test_desk_settings_form_sets_the_tags(client: httpx.AsyncClient, editor: Editor) -> None:
+    await new_story(client, editor, tags=["old"])
+    csrf = await login(client, editor)
+    desk = await page(client, "/desk/stories/flood")
+    assert desk.find("input", name="tags").attrs["value"] == "old"
+    form = {"csrf_token": csrf, "title": "Flood", "summary": "", "status": "live"}
+    form |= {"authors": "", "lead": "", "starts_at": ""}
+    # Tidied as the API's are: spaces, the same word in another case once, empties gone.
+    sent = await client.post(
+        "/desk/stories/flood", data={**form, "tags": " river   Thames, floods,,Floods "}
+    )
+    assert sent.status_code == 303, sent.text
+    assert (await api_story(client, editor, "flood"))["tags"] == ["river Thames", "floods"]
+    desk = await page(client, "/desk/stories/flood")
+    assert desk.find("input", name="tags").attrs["value"] == "river Thames, floods"
+    # A form without the field leaves them; an empty one clears them.
+    assert (await client.post("/desk/stories/flood", data=form)).status_code == 303
+    assert (await api_story(client, editor, "flood"))["tags"] == ["river Thames", "floods"]
+    assert (await client.post("/desk/stories/flood", data={**form, "tags": ""})).status_code == 303
+    assert (await api_story(client, editor, "flood"))["tags"] == []
+    too_long = await client.post("/desk/stories/flood", data={**form, "tags": "x" * 51})
+    assert too_long.status_code == 422
+
+
 async def test_desk_coverage_start_is_the_browsers_wall_clock(
     client: httpx.AsyncClient, editor: Editor
 ) -> None:
@@ -556,6 +580,65 @@ async def test_desk_categories_page_adds_and_reorders(
         "/desk/categories/nowhere/move", data={"csrf_token": csrf, "direction": "up"}
     )
     assert nowhere.status_code == 404
+
+
+async def test_desk_categories_page_renames_and_deletes(
+    client: httpx.AsyncClient, editor: Editor
+) -> None:
+    world = await new_category(client, editor, "World")
+    sport = await new_category(client, editor, "Sport")
+    await new_story(client, editor, categories=[world, sport])
+    csrf = await login(client, editor)
+    renamed = await client.post(
+        f"/desk/categories/{world}/rename", data={"csrf_token": csrf, "name": "Abroad"}
+    )
+    assert renamed.status_code == 303
+    # The slug stays, so the links keep working; the new name shows.
+    assert (await page(client, "/categories/world")).find("h1").text() == "Abroad"
+    story = await api_story(client, editor, "flood")
+    assert [(c["slug"], c["name"]) for c in story["categories"]] == [
+        ("world", "Abroad"),
+        ("sport", "Sport"),
+    ]
+    empty = await client.post(
+        f"/desk/categories/{world}/rename", data={"csrf_token": csrf, "name": " "}
+    )
+    assert empty.status_code == 422
+    no_csrf = await client.post(f"/desk/categories/{world}/delete", data={})
+    assert no_csrf.status_code == 403
+    deleted = await client.post(f"/desk/categories/{world}/delete", data={"csrf_token": csrf})
+    assert deleted.status_code == 303
+    story = await api_story(client, editor, "flood")
+    assert [c["slug"] for c in story["categories"]] == ["sport"]
+    doc = await page(client, "/desk/categories")
+    assert [li.attrs["data-category"] for li in doc.find_all("li", data_category=True)] == ["sport"]
+    assert (await client.get("/categories/world")).status_code == 404
+    for action, data in (("rename", {"name": "X"}), ("delete", {})):
+        nowhere = await client.post(
+            f"/desk/categories/world/{action}", data={"csrf_token": csrf, **data}
+        )
+        assert nowhere.status_code == 404
+
+
+async def test_categories_api_renames_and_deletes(
+    client: httpx.AsyncClient, editor: Editor, app: Starlette
+) -> None:
+    contributor = await make_editor(app, "carol", role="contributor")
+    world = await new_category(client, editor, "World")
+    await new_story(client, editor, categories=[world])
+    path = f"/api/categories/{world}"
+    refused = await client.patch(path, json={"name": "X"}, headers=bearer(contributor.token))
+    assert refused.status_code == 403
+    renamed = await client.patch(path, json={"name": "Abroad"}, headers=bearer(editor.token))
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json() == {"name": "Abroad", "slug": "world", "position": 1}
+    empty = await client.patch(path, json={"name": ""}, headers=bearer(editor.token))
+    assert empty.status_code == 422
+    assert (await client.delete(path, headers=bearer(contributor.token))).status_code == 403
+    assert (await client.delete(path, headers=bearer(editor.token))).status_code == 204
+    assert (await client.delete(path, headers=bearer(editor.token))).status_code == 404
+    story = await api_story(client, editor, "flood")
+    assert story["categories"] == []
 
 
 # --- the demo -------------------------------------------------------------------------------

@@ -163,6 +163,10 @@ async def test_the_handlers_answers_fit_the_documented_schemas(
     await call("api_openapi", 200)
     await call("api_docs", 200)
     await call("api.create_category", 201, json={"name": "World"})
+    await call("api.create_category", 201, json={"name": "Gone"})
+    await call("api.rename_category", 200, slug="gone", json={"name": "Going"})
+    await call("api.delete_category", 204, slug="gone")
+    await call("api.delete_category", 404, slug="gone")
     await call("api.list_categories", 200)
     made = await call(
         "api.create_story",

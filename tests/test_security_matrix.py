@@ -98,6 +98,7 @@ class Targets:
     submitted_id: int  # an update of the editor's, waiting for an editor
     draft_id: int  # a draft of the editor's
     scheduled_id: int  # an update of the editor's, scheduled for an hour from now
+    category: str  # the slug of a category of its own (to rename or delete)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,8 @@ class Case:
     update: str = "update_id"
     # The path's {username} is the fresh user of Targets (else the editor's).
     fresh_user: bool = False
+    # The path's {slug} is the fresh category of Targets (else the story's).
+    fresh_category: bool = False
     # The answers to a contributor the policy lets in, on the story's team and not: what
     # the view decides from the team and the update's author (docs/newsroom.md).
     on_team: int | None = None
@@ -217,11 +220,15 @@ CASES: dict[str, Case] = {
     "categories_index": Case(200),
     "create_category": Case(303, form=lambda t: {"name": f"Desk {t.n}"}),
     "move_category": Case(303, form=lambda t: {"direction": "up"}, params={"slug": "news"}),
+    "rename_category": Case(303, form=lambda t: {"name": f"Renamed {t.n}"}, fresh_category=True),
+    "delete_category": Case(303, form=lambda t: {}, fresh_category=True),
     # The JSON API.
     "api.list_stories": Case(200),
     "api.create_story": Case(201, json=lambda t: {"title": f"API {t.n}"}),
     "api.list_categories": Case(200, on_team=200, off_team=200),
     "api.create_category": Case(201, json=lambda t: {"name": f"API {t.n}"}),
+    "api.rename_category": Case(200, json=lambda t: {"name": f"API {t.n}"}, fresh_category=True),
+    "api.delete_category": Case(204, fresh_category=True),
     "api.get_story": Case(200),
     "api.patch_story": Case(200, json=lambda t: {"summary": "Changed"}),
     "api.list_updates": Case(200),
@@ -254,6 +261,7 @@ CASES: dict[str, Case] = {
 NOT_ONE_STORY = {
     *("desk_home", "tokens_index", "create_token", "revoke_token"),
     *("profile_form", "change_profile"),
+    *("rename_category", "delete_category"),
 }
 
 
@@ -419,6 +427,7 @@ async def _targets(server: LiveServer, world: World) -> Targets:
         token = ApiToken(user_id=victim.id or 0, name="victim", token_hash=auth.digest(f"v{n}"))
         session.add(token)
         await session.flush()
+        category = await articles.create_category(session, CategoryCreate(name=f"Cat {n}"))
     assert update.id is not None and victim.id is not None and token.id is not None
     assert submitted.id is not None and draft.id is not None and scheduled.id is not None
     return Targets(
@@ -431,6 +440,7 @@ async def _targets(server: LiveServer, world: World) -> Targets:
         submitted.id,
         draft.id,
         scheduled.id,
+        category.slug,
     )
 
 
@@ -491,7 +501,7 @@ async def _request(
     if token:
         headers["Authorization"] = f"Bearer {token}"
     values = {
-        "slug": targets.slug,
+        "slug": targets.category if case.fresh_category else targets.slug,
         "update_id": str(getattr(targets, case.update)),
         "user_id": str(targets.user_id),
         "token_id": str(targets.token_id),

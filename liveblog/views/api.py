@@ -22,6 +22,7 @@ from liveblog.limits import JsonTooDeep, parse_json
 from liveblog.models import (
     CategoryCreate,
     CategoryOut,
+    CategoryRename,
     ReturnNote,
     Schedule,
     Story,
@@ -423,12 +424,41 @@ async def create_category(request: Request, user: User) -> Response:
     return JSONResponse(articles.category_public(category), status_code=201)
 
 
+@api_view
+async def rename_category(request: Request, user: User) -> Response:
+    """Editors rename a category (``{"name": ...}``); its slug stays."""
+    data = await _body(request, CategoryRename)
+    async with get_liveblog(request).db.transaction() as session:
+        category = await articles.rename_category(session, request.path_params["slug"], data)
+    return JSONResponse(articles.category_public(category))
+
+
+@api_view
+async def delete_category(request: Request, user: User) -> Response:
+    """Editors delete a category; its stories simply lose it."""
+    async with get_liveblog(request).db.transaction() as session:
+        await articles.delete_category(session, request.path_params["slug"])
+    return Response(status_code=204)
+
+
 _UPDATE = "/api/stories/{slug}/updates/{update_id:int}"
 _TEAM = "/api/stories/{slug}/team/{username}"
 routes = [
     Route("/api/stories", list_stories, methods=["GET"], name="api.list_stories"),
     Route("/api/categories", list_categories, methods=["GET"], name="api.list_categories"),
     Route("/api/categories", create_category, methods=["POST"], name="api.create_category"),
+    Route(
+        "/api/categories/{slug}",
+        rename_category,
+        methods=["PATCH"],
+        name="api.rename_category",
+    ),
+    Route(
+        "/api/categories/{slug}",
+        delete_category,
+        methods=["DELETE"],
+        name="api.delete_category",
+    ),
     Route("/api/stories", create_story, methods=["POST"], name="api.create_story"),
     Route("/api/stories/{slug}", get_story, methods=["GET"], name="api.get_story"),
     Route("/api/stories/{slug}", patch_story, methods=["PATCH"], name="api.patch_story"),

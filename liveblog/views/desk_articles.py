@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from liveblog import articles, policy, store, urls
 from liveblog.media import DecodersBusy, ImageRejected
-from liveblog.models import BylineName, CategoryCreate, ProfilePatch, Story
+from liveblog.models import BylineName, CategoryCreate, CategoryRename, ProfilePatch, Story
 from liveblog.state import get_liveblog
 from liveblog.views.common import checked_form, form_bool, form_str, redirect, render
 from liveblog.views.desk_queue import publish_at
@@ -30,10 +30,12 @@ async def article_context(request: Request, story: Story) -> dict[str, Any]:
         byline = (await articles.bylines(session, [story.id])).get(story.id, [])
         chosen = (await articles.categories_of(session, [story.id])).get(story.id, [])
         every = await articles.list_categories(session)
+        tags = (await articles.tags_of(session, [story.id])).get(story.id, [])
     return {
         "article_byline": ", ".join(line.username or line.name for line in byline),
         "article_categories": every,
         "article_chosen": {category.slug for category in chosen},
+        "article_tags": ", ".join(tags),
     }
 
 
@@ -42,7 +44,8 @@ async def article_fields(request: Request, form: FormData) -> dict[str, Any]:
     The byline is comma-separated: a username, or any other name as written. The start
     is a ``datetime-local`` read as a schedule's time is: in the browser's time zone, by
     the ``starts_tz_offset`` the desk's script fills in, or as UTC without it; empty
-    removes it. ValueError for a bad time."""
+    removes it. The tags are comma-separated, tidied as the API's are (a form without
+    the field leaves them as they are). ValueError for a bad time."""
     items = [item.strip() for item in form_str(form, "authors").split(",") if item.strip()]
     authors: list[str | BylineName] = []
     async with get_liveblog(request).db.session() as session:
@@ -57,7 +60,11 @@ async def article_fields(request: Request, form: FormData) -> dict[str, Any]:
         starts_at = publish_at(FormData(starts))
     except ValueError:
         raise ValueError("starts_at: give the time as YYYY-MM-DDTHH:MM") from None
+    tags = {}
+    if "tags" in form:
+        tags["tags"] = [item for item in form_str(form, "tags").split(",") if item.strip()]
     return {
+        **tags,
         "authors": authors,
         "lead": form_str(form, "lead"),
         "categories": [str(value) for value in form.getlist("categories")],
@@ -98,6 +105,32 @@ async def move_category(request: Request) -> Response:
             await articles.move_category(
                 session, request.path_params["slug"], up=form_str(form, "direction") == "up"
             )
+    except store.NotFound:
+        raise HTTPException(404, "No such category.") from None
+    return redirect(urls.path(request, "categories_index"))
+
+
+async def rename_category(request: Request) -> Response:
+    """A category's new name; its slug, and so its links, stay."""
+    form = await checked_form(request)
+    try:
+        data = CategoryRename(name=form_str(form, "name"))
+        async with get_liveblog(request).db.transaction() as session:
+            await articles.rename_category(session, request.path_params["slug"], data)
+    except ValidationError as exc:
+        errors = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()]
+        return await categories_index(request, errors=errors, status_code=422)
+    except store.NotFound:
+        raise HTTPException(404, "No such category.") from None
+    return redirect(urls.path(request, "categories_index"))
+
+
+async def delete_category(request: Request) -> Response:
+    """Delete a category; its stories simply lose it."""
+    await checked_form(request)
+    try:
+        async with get_liveblog(request).db.transaction() as session:
+            await articles.delete_category(session, request.path_params["slug"])
     except store.NotFound:
         raise HTTPException(404, "No such category.") from None
     return redirect(urls.path(request, "categories_index"))
@@ -159,4 +192,16 @@ routes = [
     Route("/desk/categories", categories_index, methods=["GET"], name="categories_index"),
     Route("/desk/categories", create_category, methods=["POST"], name="create_category"),
     Route("/desk/categories/{slug}/move", move_category, methods=["POST"], name="move_category"),
+    Route(
+        "/desk/categories/{slug}/rename",
+        rename_category,
+        methods=["POST"],
+        name="rename_category",
+    ),
+    Route(
+        "/desk/categories/{slug}/delete",
+        delete_category,
+        methods=["POST"],
+        name="delete_category",
+    ),
 ]

@@ -26,6 +26,7 @@ from liveblog import caching, policy
 from liveblog.models import (
     CategoryCreate,
     CategoryOut,
+    CategoryRename,
     ReturnNote,
     Schedule,
     StoryCreate,
@@ -171,6 +172,12 @@ OPERATIONS: dict[str, Operation] = {
     "api.list_categories": Operation("The categories, in order", 200, api.CategoryList),
     "api.create_category": Operation(
         "Add a category", 201, CategoryOut, CategoryCreate, (*_JSON, 409)
+    ),
+    "api.rename_category": Operation(
+        "Rename a category (its slug stays)", 200, CategoryOut, CategoryRename, (*_JSON, 404)
+    ),
+    "api.delete_category": Operation(
+        "Delete a category (its stories lose it)", 204, None, answers=(404,)
     ),
     "api.upload_image": Operation(
         "Upload an image (the body is the image itself)",
