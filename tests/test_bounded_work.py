@@ -116,7 +116,7 @@ async def test_deep_json_is_400_naming_the_limit_on_every_json_route(
         "/api/stories/storm/updates", json={"body": "first"}, headers=bearer(editor.token)
     )
     routes = json_routes(posted.json()["id"])
-    assert {method for method, _ in routes} == {"POST", "PATCH"} and len(routes) == 7
+    assert {method for method, _ in routes} == {"POST", "PATCH"} and len(routes) == 8
     for method, path in routes:
         for body in [
             nested(5000),  # json.loads alone: RecursionError, a bare 500
