@@ -36,20 +36,10 @@ from liveblog.app import create_app
 from liveblog.models import Role, StoryCreate, StoryStatus
 from liveblog.settings import Settings
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.test_newsroom_flow import WATCH_TIMELINE
 
 SLUG = "bench-desk"
 PASSWORD = "bench desk password"
-
-WATCH_TIMELINE = """() => {
-  window.arrived = {};
-  const timeline = document.querySelector('[data-timeline]');
-  new MutationObserver(() => {
-    for (const article of timeline.querySelectorAll('article[data-update-id]')) {
-      const id = article.dataset.updateId;
-      if (!(id in window.arrived)) window.arrived[id] = Date.now();
-    }
-  }).observe(timeline, {childList: true, subtree: true});
-}"""
 
 # The hostile part of the "crowd" pattern, run in a process of its own so that its work
 # never delays the browser's: raw sockets holding streams open, and replay loops.
@@ -105,11 +95,10 @@ async def seed(data_dir: Path) -> tuple[str, str]:
         story = StoryCreate(slug=SLUG, title="Desk bench", status=StoryStatus.live)
         await liveblog.newsroom.create_story(story, actor=editor)
         await liveblog.newsroom.set_team_member(SLUG, "stringer", on=True, actor=editor)
-        # A log worth replaying for the crowd: 300 published updates.
-        api_token = None
+        # The editor's token: it posts the log the crowd replays (``seed_log``).
         async with liveblog.db.transaction() as session:
-            api_token = await auth.create_api_token(session, editor, name="seed")
-    return token, api_token
+            editor_token: str = await auth.create_api_token(session, editor, name="seed")
+    return token, editor_token
 
 
 def log_in(page: Page, base_url: str, path: str) -> None:
