@@ -17,27 +17,34 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from liveblog import embedding, schema, urls
+from liveblog import embedding, request_id, schema, urls
 from liveblog.assets import Assets, FaviconAlias
 from liveblog.auth import Csrf
 from liveblog.compression import CompressPages
 from liveblog.cors import PublicReadCors
 from liveblog.db import Database
 from liveblog.desk_channel import DeskChannel
+from liveblog.embeds.providers import Registry
+from liveblog.embeds.resolver import Embeds
+from liveblog.fetcher import Fetcher
+from liveblog.frame_host import FrameHostOnly
 from liveblog.gc_tuning import tune_for_serving
-from liveblog.headers import SecurityHeaders, headers_for
+from liveblog.headers import SecurityHeaders, frame_source, headers_for
 from liveblog.hub import Hub, backend_from_url
 from liveblog.hub.presence import Presence
 from liveblog.limits import BodySizeLimit, BodyTooLarge
+from liveblog.live import grip
 from liveblog.live import routing as live_routing
 from liveblog.live.routing import LiveblogApp
 from liveblog.live.service import Live
 from liveblog.loaders import Reads
 from liveblog.media import MediaStore
+from liveblog.metrics import Address, Metrics, MetricsListener
 from liveblog.newsroom import Newsroom
 from liveblog.policy import LoginRequired, guard
 from liveblog.ratelimit import LoginThrottle, MemoryLimiter
 from liveblog.render import STATIC_DIR, Renderer, make_templates
+from liveblog.request_id import RequestId
 from liveblog.scheduler import Scheduler
 from liveblog.settings import Settings
 from liveblog.state import Liveblog, get_liveblog
@@ -52,7 +59,10 @@ from liveblog.views import (
     desk_articles,
     desk_channel,
     desk_stats,
+    desk_transfer,
+    desk_webhooks,
     embed,
+    embed_frame,
     history,
     openapi,
     reader,
@@ -60,6 +70,7 @@ from liveblog.views import (
     uploads,
 )
 from liveblog.views.common import redirect, render
+from liveblog.webhook_sender import WebhookSender
 
 log = logging.getLogger("liveblog")
 
@@ -71,11 +82,21 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
     settings = settings or Settings()
     # Read and fingerprinted once, here; served from memory (liveblog/assets.py).
     assets = Assets.load(STATIC_DIR)
-    site_headers = live_routing.stream_headers(https=settings.https)
+    site_headers = live_routing.stream_headers(
+        https=settings.https, frame_src=frame_source(settings.embed_frame_url or settings.base_url)
+    )
     # The stream is served outside the stack below: see liveblog/live/routing.py.
     stream_endpoint = live_routing.endpoint(
         max_streams_per_client=settings.max_streams_per_client, site_headers=site_headers
     )
+    grip_streams: grip.GripStoryEvents | None = None
+    if settings.grip_url:  # a GRIP proxy holds the streams (liveblog/live/grip.py)
+        stream_endpoint = grip_streams = grip.GripStoryEvents(
+            stream_endpoint,
+            grip.GripConfig.parse(settings.grip_url),
+            keep_alive=settings.heartbeat_interval,
+            refresh=grip.refresh_interval(settings.presence_interval),
+        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -91,6 +112,16 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
             )
             services.push_async_callback(db.close)
             await schema.ensure_current(db.engine, migrate=settings.migrate)
+            # Counted by the hub, the stream and the database; served on a port of its
+            # own, never the site's (docs/operations.md).
+            metrics = Metrics()
+            metrics.watch_pool("site", db.engine.pool)
+            metrics.watch_pool("stream", db.stream_engine.pool)
+            if settings.metrics_address is not None:
+                await started(
+                    services,
+                    MetricsListener(metrics.registry, Address.parse(settings.metrics_address)),
+                )
 
             # The reads the hub and the stream are given: the hub's on the site's pool,
             # the stream's on its own few connections (liveblog/loaders.py).
@@ -101,6 +132,7 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
                 load_last_seq=site_reads.last_seq,
                 backlog=settings.stream_backlog,
                 recent_frames=settings.replay_window,
+                metrics=metrics,
             )
             # The stream stops after the hub (whose stop ends every subscription first):
             # its ticker starts before the hub, which it needs only once a stream opens.
@@ -112,10 +144,16 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
                 retry_ms=settings.retry_ms,
                 replay_cache_bytes=settings.replay_cache_bytes,
                 site_headers=site_headers,
+                metrics=metrics,
             )
             await started(services, live)
             await started(services, hub)
-            presence = await started(services, Presence(hub, interval=settings.presence_interval))
+            presence = await started(
+                services,
+                Presence(hub, interval=settings.presence_interval)
+                if grip_streams is None  # else the proxy's readers count too
+                else grip.GripPresence(hub, grip_streams.held, interval=settings.presence_interval),
+            )
             stats = await started(
                 services, ReaderStats(db, presence, interval=settings.presence_interval)
             )
@@ -131,16 +169,60 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
                     {
                         **embedding.template_globals(),
                         **urls.template_globals(app, static=assets.versioned),
+                        # Where embeds' click-through frames live: this host ("") or
+                        # the frames' own (LIVEBLOG_EMBED_FRAME_URL, docs/embeds.md).
+                        "embed_frames": settings.embed_frame_url or "",
                     }
                 )
             )
-            newsroom = Newsroom(db, hub, renderer, desk_channel=staff_channel)
+            media = MediaStore(
+                settings.media_dir(),
+                settings.media_url,
+                max_bytes=settings.max_upload_bytes,
+                decoders=settings.image_decode_concurrency,
+                queue=settings.image_decode_queue,
+            )
+            # Every fetch of an address someone typed goes through this one fetcher.
+            fetcher = Fetcher(
+                allow_hosts=settings.allowed_fetch_hosts(),
+                timeout=settings.fetch_timeout,
+                per_host_per_minute=settings.fetch_host_rate,
+            )
+            services.push_async_callback(fetcher.aclose)
+            embeds = Embeds(
+                db,
+                fetcher,
+                media,
+                Registry(settings.oembed_providers),
+                timeout=settings.fetch_timeout,
+            )
+            newsroom = (grip.GripNewsroom if settings.grip_url else Newsroom)(
+                db, hub, renderer, desk_channel=staff_channel, embeds=embeds
+            )
+            if settings.grip_url and isinstance(newsroom, grip.GripNewsroom):
+                # Each event also goes to the GRIP proxy (liveblog/live/grip.py).
+                newsroom.grip = await started(
+                    services, grip.Publisher(grip.GripConfig.parse(settings.grip_url))
+                )
             # Started after the hub and before the site serves: a schedule missed while
             # no process ran is published in its first round (liveblog/scheduler.py).
             scheduler = await started(
                 services, Scheduler(newsroom, db, poll=settings.scheduler_poll)
             )
             newsroom.on_schedule = scheduler.wake
+            # Webhooks read the event log, so they start after the newsroom: an event
+            # committed before a crash is delivered by the first round after a start.
+            sender = await started(
+                services,
+                WebhookSender(
+                    db,
+                    fetcher,
+                    poll=settings.webhook_poll,
+                    retry_base=settings.webhook_retry_base,
+                    metrics=metrics,
+                ),
+            )
+            newsroom.on_events = sender.wake
             # /media is served from here: StaticFiles answers 500 while it does not exist.
             settings.media_dir().mkdir(parents=True, exist_ok=True)
             app.state.liveblog = Liveblog(
@@ -152,16 +234,13 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
                 newsroom=newsroom,
                 presence=presence,
                 stats=stats,
-                media=MediaStore(
-                    settings.media_dir(),
-                    settings.media_url,
-                    max_bytes=settings.max_upload_bytes,
-                    decoders=settings.image_decode_concurrency,
-                    queue=settings.image_decode_queue,
-                ),
+                media=media,
+                fetcher=fetcher,
+                embeds=embeds,
                 login_throttle=login_throttle(settings),
                 live=live,
                 desk_channel=staff_channel,
+                metrics=metrics,
             )
             app.state.live = live  # what the stream endpoint reads, and all it reads
             yield
@@ -175,10 +254,13 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
         *desk.routes,
         *desk_articles.routes,
         *accounts.routes,
+        *desk_webhooks.routes,
+        *desk_transfer.routes,
         *history.routes,
         *api.routes,
         *openapi.routes,
         *embed.routes,
+        *embed_frame.routes,
         *authors.routes,
         *categories.routes,
         *uploads.routes,
@@ -194,9 +276,16 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
         # Each route behind the check its liveblog.policy entry names.
         routes=guard(routes),
         middleware=[
-            # Outermost, so every response gets the headers (413 too). Streams, served
+            # Outermost: every log line of the request names it (docs/operations.md).
+            Middleware(RequestId),
+            # Next, so every response gets the headers (413 too). Streams, served
             # outside this list, send the same ones themselves (liveblog/live/routing.py).
-            Middleware(SecurityHeaders, https=settings.https),
+            Middleware(
+                SecurityHeaders,
+                https=settings.https,
+                frame_base=settings.embed_frame_url or settings.base_url,
+            ),
+            Middleware(FrameHostOnly, frame_url=settings.embed_frame_url),
             Middleware(
                 BodySizeLimit,
                 max_bytes=settings.max_body_bytes,
@@ -211,7 +300,9 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
             HTTPException: http_error,
             LoginRequired: login_required,
             BodyTooLarge: body_too_large,
-            Exception: server_error_handler(https=settings.https),
+            Exception: server_error_handler(
+                https=settings.https, frame_base=settings.embed_frame_url or settings.base_url
+            ),
         },
         lifespan=lifespan,
     )
@@ -283,7 +374,9 @@ async def body_too_large(request: Request, exc: Exception) -> Response:
     return Response(message, status_code=413, media_type="text/plain")
 
 
-def server_error_handler(*, https: bool) -> Callable[[Request, Exception], Awaitable[Response]]:
+def server_error_handler(
+    *, https: bool, frame_base: str | None = None
+) -> Callable[[Request, Exception], Awaitable[Response]]:
     """The answer to an exception no view handled: a plain 500, never a traceback.
 
     Starlette's ServerErrorMiddleware calls it from outside the middleware list, so
@@ -293,7 +386,14 @@ def server_error_handler(*, https: bool) -> Callable[[Request, Exception], Await
     """
 
     async def server_error(request: Request, exc: Exception) -> Response:
-        headers = {**headers_for(request.url.path, https=https), "Cache-Control": "no-store"}
+        frames = frame_source(frame_base)
+        headers = {
+            **headers_for(request.url.path, https=https, frame_src=frames),
+            "Cache-Control": "no-store",
+        }
+        failed = request_id.current()  # outside RequestId: the id it set is still current
+        if failed is not None:
+            headers["X-Request-ID"] = failed
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": SERVER_ERROR}, status_code=500, headers=headers)
         # Plain text, not the error page: that one reads the database and the templates,

@@ -18,6 +18,7 @@ from liveblog.app import create_app
 from liveblog.db import Database
 from liveblog.gc_tuning import tune_for_serving
 from liveblog.hub import backend_from_url
+from liveblog.metrics import Address
 from liveblog.models import Role, User
 from liveblog.server import log_config, uvicorn_options
 from liveblog.settings import Settings
@@ -119,6 +120,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc), status=2) from None
     asyncio.run(_check_schema(settings))
+    if args.workers > 1 and settings.metrics_address is not None:
+        # Each worker is a process of its own, with its own metrics, and uvicorn gives
+        # none of them a number: each takes the first free port of the range, and each
+        # is scraped as a target of its own (docs/operations.md).
+        address = Address.parse(settings.metrics_address).widened(args.workers)
+        os.environ["LIVEBLOG_METRICS_ADDRESS"] = str(address)
+        settings = Settings()
     # With --reload or --workers uvicorn builds the app in new processes from the
     # environment (FACTORY); the protocol's limits travel there pickled inside these
     # options, taken from this same environment: the overrides were exported above, so
@@ -128,7 +136,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level="info",
-        log_config=log_config(),
+        log_config=log_config(settings.log_format),
         backlog=args.backlog,
     )
     if args.reload or args.workers > 1:
@@ -229,6 +237,61 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from liveblog import transfer
+
+    settings = _load_settings(args)
+
+    async def export(liveblog: Liveblog) -> dict[str, Any]:
+        async with liveblog.db.session() as session:
+            return await transfer.export_story(
+                session,
+                args.slug,
+                media_dir=settings.media_dir(),
+                media_url=settings.media_url,
+            )
+
+    try:
+        document = asyncio.run(_in_app(settings, export))
+    except transfer.TransferError as exc:
+        raise CommandError(str(exc)) from None
+    sys.stdout.write(transfer.dumps(document, compact=args.compact) + "\n")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from liveblog import transfer
+    from liveblog.importers import wordpress
+
+    settings = _load_settings(args)
+    try:
+        if args.file == "-":
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(args.file, "rb") as file:
+                raw = file.read()
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.file}: {exc.strerror}") from None
+    source = args.source
+    if source == "auto":
+        source = "wordpress" if wordpress.looks_like_wxr(raw) else "liveblog"
+
+    async def run(liveblog: Liveblog) -> transfer.Imported:
+        if source == "wordpress":
+            document = wordpress.to_document(raw, liveblog.renderer, post=args.post)
+        else:
+            document = transfer.load(raw)
+        async with liveblog.db.transaction() as session:
+            return await transfer.import_story(session, document, media_dir=settings.media_dir())
+
+    try:
+        imported = asyncio.run(_in_app(settings, run))
+    except (transfer.TransferError, wordpress.WxrError) as exc:
+        raise CommandError(str(exc)) from None
+    print(imported.summary())
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     # Imported here: the demo text is only needed by this command.
     from liveblog.demo import DEMO_SLUG, seed_demo
@@ -245,7 +308,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         uvicorn.run(
             app,
             **uvicorn_options(
-                settings, host=args.host, port=args.port, log_level="info", log_config=log_config()
+                settings,
+                host=args.host,
+                port=args.port,
+                log_level="info",
+                log_config=log_config(settings.log_format),
             ),
         )
     return 0
@@ -314,6 +381,31 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--name", dest="label", default="", metavar="LABEL", help="what it is for")
     token.add_argument("--read-only", action="store_true", help="allow reading only")
     token.set_defaults(handler=cmd_token)
+
+    export = commands.add_parser(
+        "export", parents=[settings], help="write a story as one JSON document to stdout"
+    )
+    export.add_argument("slug", metavar="SLUG")
+    export.add_argument("--compact", action="store_true", help="one line, no indentation")
+    export.set_defaults(handler=cmd_export)
+
+    import_ = commands.add_parser(
+        "import",
+        parents=[settings],
+        help="create a story from an export document (or a WordPress WXR export)",
+    )
+    import_.add_argument("file", metavar="FILE", help="the document; - for standard input")
+    import_.add_argument(
+        "--from",
+        dest="source",
+        choices=["auto", "liveblog", "wordpress"],
+        default="auto",
+        help="the document's kind (auto: a WXR file is recognised by its XML)",
+    )
+    import_.add_argument(
+        "--post", metavar="ID|SLUG", help="WordPress: which liveblog post, if there are several"
+    )
+    import_.set_defaults(handler=cmd_import)
 
     demo = commands.add_parser(
         "demo", parents=[settings], help="create a demo editor and live story, then serve"

@@ -7,11 +7,13 @@ with what is stored.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -194,6 +196,90 @@ class Update(SQLModel, table=True):
     # When a scheduled update is (or was) to be published; kept after publishing, so a
     # schedule that was missed while the service was down shows its intended time.
     publish_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The link embeds in the body as they were when it was rendered (JSON, a list of
+    # ``embeds.cards.card_data``): what the API and JSON-LD give beside ``body_html``.
+    embeds: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class LinkEmbed(SQLModel, table=True):
+    """What a link pasted on its own line became: fetched once from its provider, kept
+    for every update that shows it (liveblog/embeds/, docs/embeds.md)."""
+
+    __tablename__ = "link_embed"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The link's address, and its SHA-256 (hex) as the unique look-up: an address may
+    # be longer than an index entry may be.
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    url_hash: str = Field(max_length=64, unique=True)
+    # Public and unguessable: /embed-frame/{key} (an id would let anyone list the
+    # links editors have previewed but not yet published).
+    key: str = Field(max_length=32, unique=True)
+    kind: str = Field(max_length=10)  # video, rich, photo or link
+    provider: str = Field(max_length=60)  # the registry's key, or the host
+    provider_name: str = Field(max_length=MAX_CAPTION)
+    title: str = Field(max_length=MAX_CAPTION)
+    author_name: str | None = Field(default=None, max_length=MAX_CAPTION)
+    thumbnail_url: str | None = Field(default=None, max_length=MAX_URL)  # our media store
+    thumbnail_width: int | None = None
+    thumbnail_height: int | None = None
+    # The provider's markup, cleaned, shown only inside /embed-frame/{key} after a click;
+    # the origins it loads from (that frame's CSP); the player's shape ("16/9").
+    frame_html: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    frame_origins: str | None = Field(default=None, max_length=MAX_URL)
+    ratio: str | None = Field(default=None, max_length=20)
+    # Why it is only a link card, when the provider could not be asked (for the desk).
+    problem: str | None = Field(default=None, max_length=MAX_CAPTION)
+    fetched_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Webhook(SQLModel, table=True):
+    """An endpoint told of every event of its stories (liveblog/webhooks.py)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    # "whsec_" + base64: signs every delivery (Standard Webhooks); shown once, kept to sign.
+    secret: str = Field(max_length=100)
+    # JSON lists: the event kinds it wants (empty: all) and the story ids (None: all).
+    events: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    stories: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_by_id: int | None = Field(default=None, foreign_key="user.id")
+    # Since when deliveries have failed for longer than the retry schedule's first hours
+    # (the desk shows it); cleared by the next delivery that succeeds.
+    failing_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class WebhookCursor(SQLModel, table=True):
+    """How far one endpoint has got in one story's event log: delivery is in order, one
+    event at a time, from here. A process delivers only while it holds the claim."""
+
+    __tablename__ = "webhook_cursor"
+
+    webhook_id: int = Field(foreign_key="webhook.id", primary_key=True)
+    story_id: int = Field(foreign_key="story.id", primary_key=True)
+    last_seq: int = 0  # delivered (or not wanted) up to and including this seq
+    attempts: int = 0  # failed attempts at the next event
+    first_failure_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One delivery's answer, kept (the last few per endpoint) for the desk."""
+
+    __tablename__ = "webhook_attempt"
+    __table_args__ = (Index("ix_webhook_attempt_webhook_id_id", "webhook_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook_id: int = Field(foreign_key="webhook.id")
+    story_id: int = Field(foreign_key="story.id")
+    seq: int
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    status: int | None = None  # the HTTP status; None: no answer (the error says why)
+    error: str | None = Field(default=None, max_length=MAX_CAPTION)
+    duration_ms: int = 0
 
 
 class AuditAction(StrEnum):
@@ -624,6 +710,38 @@ class Schedule(_Input):
         return _future(value)
 
 
+class WebhookCreate(_Input):
+    """``POST /api/webhooks``: where to deliver, which event kinds (none: all), which
+    stories by slug (absent or null: all, those created later too)."""
+
+    url: str = InputField(max_length=MAX_URL)
+    events: list[str] = InputField(default_factory=list, max_length=10)
+    stories: list[str] | None = InputField(default=None, max_length=1000)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("url must be an http(s) address")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("url must not carry a user name or password")
+        return value
+
+
+class WebhookReplay(_Input):
+    """``POST /api/webhooks/{id}/replay``: deliver a story's events again from a seq."""
+
+    story: str = InputField(max_length=MAX_SLUG)
+    from_seq: StrictInt = InputField(ge=1)
+
+
+class EmbedRequest(_Input):
+    """``POST /api/embeds``: a link, to see what it becomes in an update."""
+
+    url: str = InputField(max_length=MAX_URL)
+
+
 class ReturnNote(_Input):
     note: str = InputField(max_length=MAX_SUMMARY)
 
@@ -698,6 +816,8 @@ def update_public(update: Update, author: User | None) -> dict[str, Any]:
             "width": update.image_width,
             "height": update.image_height,
         },
+        # The link embeds in the body, as cards (never the provider's markup).
+        "embeds": json.loads(update.embeds) if update.embeds else [],
     }
 
 
@@ -731,6 +851,69 @@ class ImageOut(_Output):
     height: int | None
 
 
+class EmbedOut(_Output):
+    """``render.card_data``: a link embed as its card shows it (docs/embeds.md)."""
+
+    url: str
+    kind: str
+    provider: str
+    provider_name: str
+    title: str
+    author_name: str | None
+    thumbnail_url: str | None
+    thumbnail_width: int | None
+    thumbnail_height: int | None
+    caption: str | None
+    # Our click-through page (/embed-frame/{key}); None for a plain link card.
+    frame: str | None
+
+
+class WebhookOut(_Output):
+    """``webhooks.public``: never the secret (shown once, at registration)."""
+
+    id: int
+    url: str
+    events: list[str]
+    stories: list[str] | None
+    created_at: datetime
+    failing_since: datetime | None
+    backlog: int | None
+
+
+class WebhookCreatedOut(WebhookOut):
+    """``POST /api/webhooks``: the endpoint, and its secret, this once."""
+
+    secret: str
+
+
+class WebhookAttemptOut(_Output):
+    """``webhooks.attempt_public``: one delivery's answer."""
+
+    story: str | None
+    seq: int
+    at: datetime
+    status: int | None
+    error: str | None
+    duration_ms: int
+
+
+class WebhookDetailOut(WebhookOut):
+    """``GET /api/webhooks/{id}``: the endpoint and its last answers, newest first."""
+
+    attempts: list[WebhookAttemptOut]
+
+
+class WebhookListOut(_Output):
+    webhooks: list[WebhookOut]
+
+
+class EmbedPreviewOut(EmbedOut):
+    """``POST /api/embeds``: the card, and why it is only a link card (if it is)."""
+
+    problem: str | None
+    fetched_at: datetime
+
+
 class UpdatePublicOut(_Output):
     """``update_public``."""
 
@@ -744,6 +927,7 @@ class UpdatePublicOut(_Output):
     created_at: datetime
     edited_at: datetime | None
     image: ImageOut | None
+    embeds: list[EmbedOut]
 
 
 class UpdateStaffOut(UpdatePublicOut):

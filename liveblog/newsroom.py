@@ -16,9 +16,10 @@ from typing import TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from liveblog import articles, store, workflow
+from liveblog import articles, store, webhooks, workflow
 from liveblog.db import Database
 from liveblog.desk_channel import DeskChannel
+from liveblog.embeds.resolver import Embeds
 from liveblog.hub import Hub
 from liveblog.models import (
     Story,
@@ -30,10 +31,12 @@ from liveblog.models import (
     UpdatePatch,
     User,
 )
-from liveblog.render import Renderer
+from liveblog.render import Renderer, embed_links
 from liveblog.store import Conflict, NotFound
 
 T = TypeVar("T")
+# Links past this many in one update stay links: each is a fetch the save waits on.
+MAX_EMBEDS = 10
 # A change made inside a story's transaction, called as ``change(session, story=story)``:
 # what it made, and the events it appended (the store's own post_update and edit_update).
 Change = Callable[..., Awaitable[tuple[T, list[StoryEvent]]]]
@@ -47,28 +50,45 @@ class Newsroom:
         renderer: Renderer,
         *,
         desk_channel: DeskChannel | None = None,
+        embeds: Embeds | None = None,
     ) -> None:
         self.db = db
         self.hub = hub
         self.renderer = renderer
+        # Links on their own line become embeds, fetched before the story's transaction
+        # (which must never wait on another site). None: links stay links.
+        self.embeds = embeds
         # Told of every committed change to a story, for the staff's open desks.
         self.desk_channel = desk_channel
         # Called when a schedule is made, changed or cancelled (the scheduler's wake).
         self.on_schedule: Callable[[], None] | None = None
+        # Called when events were committed (the webhook sender's wake).
+        self.on_events: Callable[[], None] | None = None
 
     def _schedules_changed(self) -> None:
         if self.on_schedule is not None:
             self.on_schedule()
 
+    async def renderer_for(self, body: str, *, refresh: bool = False) -> Renderer:
+        """The renderer for ``body``: its links' embeds fetched (or taken from the cache)."""
+        links = embed_links(body)[:MAX_EMBEDS]
+        if self.embeds is None or not links:
+            return self.renderer
+        return self.renderer.with_embeds(await self.embeds.resolve_all(links, refresh=refresh))
+
     async def _publish(self, events: Sequence[StoryEvent]) -> None:
         if events:
             await self.hub.publish(events)
+            if self.on_events is not None:
+                self.on_events()
 
     async def create_story(self, data: StoryCreate, *, actor: User) -> Story:
         try:
             async with self.db.transaction() as session:
                 story = await store.create_story(session, data=data, actor=actor)
                 await articles.change(session, story, data)
+                # Endpoints for every story follow this one from its first event.
+                await webhooks.track_new_story(session, story)
         except IntegrityError as exc:  # lost a race for the same slug
             raise Conflict("a story with that slug already exists") from exc
         return story
@@ -99,7 +119,7 @@ class Newsroom:
             store.post_update,
             data=data,
             author=author,
-            renderer=self.renderer,
+            renderer=await self.renderer_for(data.body),
             created_at=created_at,
             may_publish=may_publish,
         )
@@ -117,13 +137,19 @@ class Newsroom:
         actor: User,
         may_publish: bool = True,
         expected_version: int | None = None,
+        refresh_embeds: bool = False,
     ) -> Update:
+        """``refresh_embeds``: fetch the body's embeds again, even if fresh (the body must
+        be in ``patch``; the same text re-renders with what the providers say now)."""
+        renderer = self.renderer
+        if patch.body is not None:
+            renderer = await self.renderer_for(patch.body, refresh=refresh_embeds)
         edit = partial(
             store.edit_update,
             update_id=update_id,
             patch=patch,
             actor=actor,
-            renderer=self.renderer,
+            renderer=renderer,
             may_publish=may_publish,
             expected_version=expected_version,
         )

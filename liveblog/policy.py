@@ -59,6 +59,7 @@ class Permission(StrEnum):
     MANAGE_OWN_TOKENS = "manage_own_tokens"
     MANAGE_ALL_TOKENS = "manage_all_tokens"
     MANAGE_USERS = "manage_users"
+    MANAGE_WEBHOOKS = "manage_webhooks"
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,12 @@ PERMISSIONS: dict[Permission, About] = {
         writes=True,
         refusal="Only admins can manage users.",
     ),
+    Permission.MANAGE_WEBHOOKS: About(
+        "register, inspect, replay and remove webhooks (every event of every story goes "
+        "where they say)",
+        writes=True,
+        refusal="Only admins can manage webhooks.",
+    ),
 }
 
 
@@ -146,6 +153,7 @@ ROLES: dict[Role, frozenset[Permission]] = {
             *(_P.READ_DRAFTS, _P.USE_DESK, _P.MANAGE_STORIES, _P.SUBMIT_UPDATES),
             _P.WRITE_UPDATES,
             *(_P.MANAGE_OWN_TOKENS, _P.MANAGE_ALL_TOKENS, _P.MANAGE_USERS),
+            _P.MANAGE_WEBHOOKS,
         }
     ),
 }
@@ -225,6 +233,7 @@ ROUTES: dict[str, Rule] = {
     "story_snapshot": PUBLIC,
     "embed_page": PUBLIC,
     "oembed": PUBLIC,
+    "embed_frame": PUBLIC,
     "static": PUBLIC,
     "media": PUBLIC,
     "login_form": PUBLIC,
@@ -247,6 +256,9 @@ ROUTES: dict[str, Rule] = {
     "post_update": desk(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
     "edit_update": desk(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
     "desk_submit_update": desk(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
+    # Re-fetching an update's link embeds: whoever may edit it (a contributor: their own,
+    # unpublished). (The forms' Preview is a button of post_update and edit_update.)
+    "desk_refresh_embeds": desk(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
     # Publish, return, reject, schedule, unschedule.
     "desk_move_update": desk(_P.WRITE_UPDATES, view_checks=_P.READ_DRAFTS),
     "desk_add_team_member": desk(_P.MANAGE_STORIES, view_checks=_P.READ_DRAFTS),
@@ -261,6 +273,16 @@ ROUTES: dict[str, Rule] = {
     "change_role": desk(_P.MANAGE_USERS),
     "change_active": desk(_P.MANAGE_USERS),
     "reset_password": desk(_P.MANAGE_USERS),
+    # A story's export and import (liveblog/views/desk_transfer.py): a document names
+    # every user of its story and an import creates accounts, so with the users.
+    "desk_export_story": desk(_P.MANAGE_USERS),
+    "desk_import_form": desk(_P.MANAGE_USERS),
+    "desk_import_story": desk(_P.MANAGE_USERS),
+    # Webhooks on the desk (the API's, below, for a browser).
+    "webhooks_index": desk(_P.MANAGE_WEBHOOKS),
+    "desk_create_webhook": desk(_P.MANAGE_WEBHOOKS),
+    "desk_replay_webhook": desk(_P.MANAGE_WEBHOOKS),
+    "desk_remove_webhook": desk(_P.MANAGE_WEBHOOKS),
     # Everyone on the desk edits their own author page (bio, photo).
     "profile_form": desk(_P.USE_DESK),
     "change_profile": desk(_P.USE_DESK),
@@ -282,6 +304,15 @@ ROUTES: dict[str, Rule] = {
     # Contributors too: only their own updates, on their stories, never published.
     "api.post_update": api(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
     "api.patch_update": api(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
+    "api.refresh_embeds": api(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
+    # What a pasted link becomes (the desk's preview): anyone who writes updates.
+    "api.resolve_embed": api(_P.SUBMIT_UPDATES),
+    # Webhooks carry every event of their stories, drafts' included once they go live.
+    "api.list_webhooks": api(_P.MANAGE_WEBHOOKS),
+    "api.create_webhook": api(_P.MANAGE_WEBHOOKS),
+    "api.get_webhook": api(_P.MANAGE_WEBHOOKS),
+    "api.delete_webhook": api(_P.MANAGE_WEBHOOKS),
+    "api.replay_webhook": api(_P.MANAGE_WEBHOOKS),
     "api.submit_update": api(_P.SUBMIT_UPDATES, view_checks=_P.WRITE_UPDATES),
     # A contributor reads their own updates (any state) and published ones.
     "api.get_update": api(_P.SUBMIT_UPDATES, view_checks=_P.READ_DRAFTS),

@@ -8,6 +8,10 @@ a reader's browser executes.
 from __future__ import annotations
 
 import itertools
+import json
+import re
+import secrets
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,6 +95,50 @@ def _image_filter(tag: str, attribute: str, value: str) -> str | None:
     return value
 
 
+# A paragraph whose first line is a link and nothing else (``<...>`` allowed) becomes
+# an embed; the lines under it, in the same paragraph, are its caption (docs/embeds.md).
+_LINK_LINE = re.compile(r"<?(https?://[^\s<>]+)>?")
+
+
+def _link_paragraphs(tokens: list[Any]) -> Any:
+    """(index of paragraph_open, link, caption) for each top-level link paragraph."""
+    for index in range(len(tokens) - 2):
+        opening, inline = tokens[index], tokens[index + 1]
+        if opening.type != "paragraph_open" or opening.level != 0 or inline.type != "inline":
+            continue
+        first, _, rest = inline.content.partition("\n")
+        match = _LINK_LINE.fullmatch(first.strip())
+        if match is not None:
+            yield index, match[1], " ".join(rest.split()) or None
+
+
+def _mark_embeds(state: StateCore) -> None:
+    """Swap the text of each link paragraph whose link has an embed (``env["embeds"]``)
+    for a marker no editor can type (a nonce per render); ``sanitize`` leaves it alone,
+    and the card replaces it after (``MarkdownRenderer.with_cards``)."""
+    wanted = state.env.get("embeds")
+    if not wanted:
+        return
+    marks = state.env["embed_marks"]
+    for index, link, caption in list(_link_paragraphs(state.tokens)):
+        if link not in wanted:
+            continue
+        marker = f"embed{state.env['nonce']}n{len(marks)}"
+        marks[marker] = (link, caption)
+        inline = state.tokens[index + 1]
+        text = inline.children[0] if inline.children else None
+        if text is None:
+            continue
+        text.type, text.content, text.children = "text", marker, None
+        inline.children = [text]
+
+
+def embed_links(source: str) -> list[str]:
+    """The links an update's Markdown would embed, in order (see ``_LINK_LINE``)."""
+    tokens = MarkdownIt("commonmark").parse(source)
+    return [link for _, link, _ in _link_paragraphs(tokens)]
+
+
 class MarkdownRenderer:
     """``sections``: ``##`` headings are kept (a story's lead has sections; an update,
     itself headed by an ``h2``, does not). ``images``: Markdown images are kept (the
@@ -106,9 +154,24 @@ class MarkdownRenderer:
         self._md.core.ruler.push("quote_attribution", _mark_quote_attributions)
         if images:
             self._md.core.ruler.push("lead_images", _lead_images)
+        self._md.core.ruler.push("embeds", _mark_embeds)
 
     def __call__(self, source: str) -> str:
         return sanitize(self._md.render(source), tags=self._tags, images=self._images)
+
+    def with_cards(
+        self, source: str, card: Callable[[str, str | None], str | None], links: set[str]
+    ) -> str:
+        """``source`` rendered, each paragraph of a link in ``links`` replaced by
+        ``card(link, caption)``: markup made by our own template, so it is put in after
+        the sanitizer, never through it."""
+        env: dict[str, Any] = {"embeds": links, "embed_marks": {}, "nonce": secrets.token_hex(8)}
+        html = sanitize(self._md.render(source, env), tags=self._tags, images=self._images)
+        for marker, (link, caption) in env["embed_marks"].items():
+            made = card(link, caption)
+            if made is not None:
+                html = html.replace(f"<p>{marker}</p>", made, 1)
+        return html
 
 
 def sanitize(html: str, *, tags: set[str] = ALLOWED_TAGS, images: bool = False) -> str:
@@ -162,10 +225,54 @@ class Renderer:
     permalink page, in stream payloads (and so in the desk and in embeds) and in feeds.
     """
 
-    def __init__(self, templates: Environment) -> None:
+    def __init__(self, templates: Environment, embeds: Mapping[str, Any] | None = None) -> None:
         self.templates = templates
         self.markdown = MarkdownRenderer()
+        # The link embeds an update body's links resolved to (``with_embeds``).
+        self.embeds: Mapping[str, Any] = embeds or {}
+
+    def with_embeds(self, embeds: Mapping[str, Any]) -> Renderer:
+        """This renderer, turning the given links (address -> ``LinkEmbed``) into cards."""
+        bound = Renderer.__new__(Renderer)
+        bound.templates, bound.markdown, bound.embeds = self.templates, self.markdown, embeds
+        return bound
+
+    def update_body(self, source: str) -> tuple[str, str | None]:
+        """An update's body as HTML, with its link embeds as cards, and those embeds as
+        JSON (``Update.embeds``; None when there are none)."""
+        if not self.embeds:
+            return self.markdown(source), None
+        shown: list[dict[str, Any]] = []
+        template = self.templates.get_template("_embed_card.html")
+
+        def card(link: str, caption: str | None) -> str | None:
+            embed = self.embeds.get(link)
+            if embed is None:
+                return None
+            shown.append(card_data(embed, caption))
+            return template.render(embed=embed, caption=caption).strip()
+
+        html = self.markdown.with_cards(source, card, set(self.embeds))
+        return html, (json.dumps(shown) if shown else None)
 
     def update_fragment(self, update: Any, story: Any, author: Any, *, anchor: bool = True) -> str:
         template = self.templates.get_template("_update.html")
         return template.render(update=update, story=story, author=author, anchor=anchor)
+
+
+def card_data(embed: Any, caption: str | None) -> dict[str, Any]:
+    """One link embed as the API and the JSON-LD give it: the card, never the
+    provider's markup (``frame`` is our own address for the click-through)."""
+    return {
+        "url": embed.url,
+        "kind": embed.kind,
+        "provider": embed.provider,
+        "provider_name": embed.provider_name,
+        "title": embed.title,
+        "author_name": embed.author_name,
+        "thumbnail_url": embed.thumbnail_url,
+        "thumbnail_width": embed.thumbnail_width,
+        "thumbnail_height": embed.thumbnail_height,
+        "caption": caption,
+        "frame": f"/embed-frame/{embed.key}" if embed.frame_html else None,
+    }

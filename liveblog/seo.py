@@ -55,6 +55,12 @@ def blog_posting(update: Update, author: User, *, story: Story, site: Absolute) 
     }
     if update.image_url:
         posting["image"] = site.of(update.image_url)
+    if update.embeds:
+        # The links it embeds (docs/embeds.md): what it shares, by address and name.
+        posting["sharedContent"] = [
+            {"@type": "CreativeWork", "url": embed["url"], "name": embed["title"]}
+            for embed in json.loads(update.embeds)
+        ]
     return posting
 
 

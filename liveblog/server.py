@@ -294,9 +294,15 @@ def uvicorn_options(settings: Settings, **extra: Any) -> dict[str, Any]:
     return {"http": protocol, "ws": "none", **extra}
 
 
-def log_config() -> dict[str, Any]:
+def log_config(log_format: str = "text") -> dict[str, Any]:
     """uvicorn's logging, with liveblog's own INFO lines (readers dropped, replays
-    served, broadcast faults) printed beside uvicorn's, for ``serve`` and ``demo``."""
+    served, broadcast faults) printed beside uvicorn's, for ``serve`` and ``demo``.
+
+    ``json`` (``LIVEBLOG_LOG_FORMAT``) formats every line, the access log's too, as one
+    JSON object with the request's id (``liveblog.logs``, docs/operations.md)."""
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["liveblog"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    if log_format == "json":
+        json_lines = {"()": "liveblog.logs.JsonFormatter"}
+        config["formatters"] = {"default": json_lines, "access": dict(json_lines)}
     return config

@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from liveblog.metrics import Address
 
 SECRET_FILE = "secret_key"
 BROADCAST_SCHEMES = {"memory", "redis", "rediss", "postgres", "postgresql"}
@@ -41,6 +45,10 @@ class Settings(BaseSettings):
     broadcast_url: str = Field(
         default="memory://",
         description="Broadcast backend: memory:// (one process), redis://, postgres://.",
+    )
+    grip_url: str | None = Field(
+        default=None,
+        description="GRIP proxy (Pushpin, Fanout) holding the reader streams; docs/scaling.md.",
     )
     secret_key: SecretStr | None = Field(
         default=None,
@@ -114,6 +122,49 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=10_485_760, ge=1024, description="Largest image upload accepted (else 413)."
     )
+    # --- link embeds, and every other fetch the server makes (docs/embeds.md) ----------
+    fetch_allow_hosts: str = Field(
+        default="",
+        description="Comma-separated host:port list that server-side fetches (embeds, "
+        "webhooks) may reach although they resolve to private or loopback addresses.",
+    )
+    fetch_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Seconds a pasted link's provider gets to answer (all its requests "
+        "together) before the embed falls back to a plain link card.",
+    )
+    fetch_host_rate: int = Field(
+        default=60,
+        ge=1,
+        description="Most requests the server's own fetches make to one host in a minute "
+        "(more are refused: an embed becomes a plain link card).",
+    )
+    oembed_providers: Path | None = Field(
+        default=None,
+        description="A file in oembed.com's providers.json format: oEmbed providers added "
+        "to the built-in ones (the whole oembed.com list works as it is).",
+    )
+    embed_frame_url: str | None = Field(
+        default=None,
+        description="Address of a second host name for this same site, used only for "
+        "embeds' click-through frames (e.g. https://frames.example.org): there a "
+        "provider's player may keep its own cookies and storage (docs/embeds.md).",
+    )
+    webhook_poll: float = Field(
+        default=1.0,
+        gt=0,
+        description="Most seconds between each process's look for webhook deliveries due "
+        "(events committed in the same process are delivered at once).",
+    )
+    webhook_retry_base: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="Seconds before a failed webhook delivery is tried again; each "
+        "failure in a row doubles it, up to an hour (with +-20 % jitter).",
+    )
     presence_interval: float = Field(
         default=5.0,
         gt=0,
@@ -185,6 +236,25 @@ class Settings(BaseSettings):
         ge=0,
         description="Image uploads that may wait for a decoder; more get 503 with Retry-After.",
     )
+    # --- operations (docs/operations.md) --------------------------------------------
+    metrics_address: str | None = Field(
+        default=None,
+        description="host:port of a listener of its own serving Prometheus /metrics (off "
+        "by default; never on the site's port). host:first-last gives processes sharing "
+        "the setting a port each (serve --workers N widens one port to N).",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: uvicorn's lines, as before; json: one JSON object per line "
+        "(time, level, logger, message, request_id), the access log too.",
+    )
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _metrics_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return str(Address.parse(value))
 
     @field_validator("broadcast_url")
     @classmethod
@@ -195,6 +265,46 @@ class Settings(BaseSettings):
                 f"unsupported broadcast backend {scheme!r}; use memory://, redis:// or postgres://"
             )
         return value
+
+    @field_validator("fetch_allow_hosts")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            host, colon, port = item.rpartition(":")
+            if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{item!r} is not host:port (example: localhost:8081)")
+        return value
+
+    @model_validator(mode="after")
+    def _frames_elsewhere(self) -> Settings:
+        site = urlsplit(self.base_url or "").netloc.lower()
+        if self.embed_frame_url and site and urlsplit(self.embed_frame_url).netloc == site:
+            # The frames' host must hold nothing of the site's: never the site itself.
+            raise ValueError("embed_frame_url must be another host than base_url")
+        return self
+
+    def allowed_fetch_hosts(self) -> frozenset[str]:
+        """``fetch_allow_hosts`` as the fetcher compares it: lowercased ``host:port``."""
+        items = (part.strip().lower() for part in self.fetch_allow_hosts.split(","))
+        return frozenset(item for item in items if item)
+
+    @field_validator("embed_frame_url")
+    @classmethod
+    def _frame_origin(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path
+            not in (
+                "",
+                "/",
+            )
+        ):
+            raise ValueError("give a scheme and host only, as https://frames.example.org")
+        return f"{parts.scheme}://{parts.netloc}".lower()
 
     @field_validator("media_url")
     @classmethod

@@ -9,10 +9,13 @@ from starlette.requests import HTTPConnection
 from liveblog.auth import Csrf
 from liveblog.db import Database
 from liveblog.desk_channel import DeskChannel
+from liveblog.embeds.resolver import Embeds
+from liveblog.fetcher import Fetcher
 from liveblog.hub import Hub
 from liveblog.hub.presence import Presence
 from liveblog.live.service import Live
 from liveblog.media import MediaStore
+from liveblog.metrics import Metrics
 from liveblog.newsroom import Newsroom
 from liveblog.ratelimit import LoginThrottle
 from liveblog.render import Renderer
@@ -34,6 +37,9 @@ class Liveblog:
     login_throttle: LoginThrottle
     live: Live  # the reader stream (its endpoint reads it from app.state.live)
     desk_channel: DeskChannel  # staff-only: presence, soft locks, "changed" signals
+    fetcher: Fetcher  # every server-side fetch of an address someone typed
+    embeds: Embeds | None  # links on their own line -> embeds (docs/embeds.md)
+    metrics: Metrics  # Prometheus metrics, served apart (docs/operations.md)
 
 
 def get_liveblog(conn: HTTPConnection) -> Liveblog:

@@ -651,13 +651,15 @@ async def post_update(
     if state != UpdateState.published and data.pinned:
         raise StoreError("only a published update can be pinned")
     unpinned_id = await _unpin_current(session, story) if data.pinned else None
+    body_html, embeds = renderer.update_body(data.body)
     update = Update(
         state=state,
         story_id=story.id,
         author_id=author.id,
         headline=data.headline,
         body=data.body,
-        body_html=renderer.markdown(data.body),
+        body_html=body_html,
+        embeds=embeds,
         key_event=data.key_event,
         pinned=data.pinned,
         created_at=created_at or utcnow(),
@@ -715,8 +717,14 @@ async def edit_update(
     content_changed = False
     if patch.body is not None and patch.body != update.body:
         update.body = patch.body
-        update.body_html = renderer.markdown(patch.body)
+        update.body_html, update.embeds = renderer.update_body(patch.body)
         content_changed = True
+    elif patch.body is not None and renderer.embeds:
+        # The same text, its embeds fetched again (the desk's "Refresh embeds").
+        body_html, embeds = renderer.update_body(patch.body)
+        if body_html != update.body_html:
+            update.body_html, update.embeds = body_html, embeds
+            content_changed = True
     if "headline" in patch.model_fields_set and (patch.headline or None) != update.headline:
         update.headline = patch.headline or None
         content_changed = True

@@ -78,6 +78,22 @@ figure { margin: .6em 0; }
 figcaption { font-size: .85em; color: var(--_muted); }
 .empty, .note { color: var(--_muted); font-style: italic; margin: .75em 0 0; }
 .foot { margin: .75em 0 0; padding-top: .5em; border-top: 1px solid var(--_line); font-size: .85em; }
+/* Rich embeds: the server's link card; the consent row and the frame are made here. */
+.embed__card { display: flex; gap: .7em; align-items: flex-start; padding: .5em; border: 1px solid var(--_line); border-radius: 4px; color: var(--_text); text-decoration: none; }
+.embed__card:hover .embed__title { text-decoration: underline; }
+.embed__thumb { flex: 0 0 auto; display: block; width: 8em; max-width: 40%; height: auto; border-radius: 3px; object-fit: cover; }
+.embed__text { display: flex; flex-direction: column; gap: .1em; min-width: 0; overflow-wrap: anywhere; }
+.embed__title { font-weight: 700; line-height: 1.3; }
+.embed__author, .embed__provider { color: var(--_muted); font-size: .85em; }
+.embed__consent { display: flex; flex-wrap: wrap; align-items: center; gap: .4em .9em; margin-top: .5em; font-size: .85em; }
+.embed__load { font: inherit; font-weight: 700; cursor: pointer; color: var(--_bg); background: var(--_accent); border: 1px solid var(--_accent); border-radius: 4px; padding: .25em .75em; }
+.embed__load:focus-visible, .embed__always input:focus-visible { outline: 2px solid var(--_accent); outline-offset: 2px; }
+.embed__always { display: inline-flex; gap: .35em; align-items: center; cursor: pointer; }
+.embed__note { color: var(--_muted); flex-basis: 100%; }
+.embed__frame { display: block; width: 100%; border: 0; margin: 0 auto; }
+.embed--loaded .embed__card { margin-top: .4em; padding: .3em .5em; }
+.embed--loaded .embed__text { flex-direction: row; flex-wrap: wrap; gap: 0 .6em; align-items: baseline; }
+@media (max-width: 30em) { .embed__card { flex-direction: column; } .embed__thumb { width: 100%; max-width: none; } }
 @media (prefers-reduced-motion: no-preference) { .is-new { animation: arrive 1.2s ease-out; } }
 @keyframes arrive { from { background: var(--_new); } to { background: transparent; } }
 `;
@@ -163,6 +179,144 @@ figcaption { font-size: .85em; color: var(--_muted); }
     }
     return article;
   }
+
+  // Rich embeds, as static/js/embeds.js does on our own pages: the server sends a link
+  // card with data-embed-* attributes; nothing loads from the provider until the reader
+  // clicks (or chose "Always load" for it before). The button, the checkbox and the
+  // iframe are made here from those attributes, never taken from server HTML (DROP).
+  const EMBEDS_KEY = "liveblog:embeds:always"; // a JSON array of provider keys
+  // A path on our server, or an address on the frames' own host (docs/embeds.md).
+  const FRAME_PATH = /^(?:https?:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?)?\/embed-frame\/[A-Za-z0-9_-]+$/;
+  const RATIO = /^\s*(\d+(?:\.\d+)?)\s*\/\s*(\d+(?:\.\d+)?)\s*$/;
+  // No allow-same-origin: the frame page runs as an opaque origin.
+  const SANDBOX = "allow-scripts allow-popups allow-popups-to-escape-sandbox allow-presentation";
+  const embeds = new WeakMap(); // figure -> its state
+  const frames = new Set(); // the iframes we made: only they may resize themselves
+  let unstored = null; // the list, when storage cannot be written: it lasts for this page
+
+  // Storage may be blocked or hold anything: both mean "none remembered".
+  function remembered() {
+    if (unstored) return unstored;
+    try {
+      const list = JSON.parse(localStorage.getItem(EMBEDS_KEY) || "[]");
+      return Array.isArray(list) ? list.filter((key) => typeof key === "string") : [];
+    } catch {
+      return [];
+    }
+  }
+
+  function remember(provider, always) {
+    const list = remembered().filter((key) => key !== provider);
+    if (always) list.push(provider);
+    try { localStorage.setItem(EMBEDS_KEY, JSON.stringify(list)); } catch { unstored = list; }
+  }
+
+  function loadEmbed(figure, focus) {
+    const embed = embeds.get(figure);
+    if (!embed || embed.loaded) return;
+    embed.loaded = true;
+    const card = figure.querySelector(":scope > .embed__card");
+    const title = (card && card.querySelector(".embed__title")) || card;
+    const frame = document.createElement("iframe");
+    frame.className = "embed__frame";
+    frame.title = `${(title && title.textContent.trim()) || "Embedded content"} (${embed.name})`;
+    // An origin of its own only on the frames' own host, never on our server's.
+    frame.setAttribute("sandbox", SANDBOX + (embed.ownOrigin ? " allow-same-origin" : ""));
+    frame.setAttribute("allow", "fullscreen; encrypted-media; picture-in-picture; autoplay");
+    frame.setAttribute("referrerpolicy", "no-referrer");
+    frame.setAttribute("loading", "lazy");
+    const ratio = RATIO.exec(figure.getAttribute("data-embed-ratio") || "");
+    if (ratio && +ratio[1] > 0 && +ratio[2] > 0) {
+      frame.style.aspectRatio = `${ratio[1]} / ${ratio[2]}`;
+      frame.style.maxWidth = `calc(85vh * ${ratio[1]} / ${ratio[2]})`;
+    } else {
+      frame.style.height = "400px"; // until the frame says how tall it is
+      embed.resizable = true;
+    }
+    frame.src = embed.src;
+    frames.add(frame);
+    const thumb = card && card.querySelector(".embed__thumb");
+    if (thumb) thumb.remove();
+    if (card) card.before(frame);
+    else figure.prepend(frame);
+    figure.classList.add("embed--loaded");
+    embed.button.remove();
+    embed.note.remove();
+    if (focus) frame.focus();
+  }
+
+  // Every embed of this provider in the shadow root follows the remembered choice.
+  function followChoice(scope, provider) {
+    const always = remembered().includes(provider);
+    for (const figure of scope.querySelectorAll("figure.embed[data-embed-frame]")) {
+      const embed = embeds.get(figure);
+      if (!embed || embed.provider !== provider) continue;
+      embed.checkbox.checked = always;
+      if (always) loadEmbed(figure, false);
+    }
+  }
+
+  // Adds the consent row to every embed under scope that has none; frame paths are
+  // our server's (base), and nothing else.
+  function enhanceEmbeds(scope, base) {
+    for (const frame of frames) if (!frame.isConnected) frames.delete(frame);
+    const always = remembered();
+    for (const figure of scope.querySelectorAll("figure.embed[data-embed-frame]")) {
+      if (embeds.has(figure)) continue;
+      const path = figure.getAttribute("data-embed-frame");
+      if (!FRAME_PATH.test(path)) continue;
+      const src = absolute(path, base);
+      if (!src) continue;
+      const origin = new URL(src).origin;
+      const ownOrigin = /^https?:/.test(path) && origin !== new URL(base).origin && origin !== location.origin;
+      const provider = figure.getAttribute("data-embed-provider") || "";
+      const named = figure.querySelector(".embed__provider");
+      const name = figure.getAttribute("data-embed-provider-name") || (named && named.textContent.trim()) || "the provider";
+      const button = el("button", "embed__load", null, `Load content from ${name}`);
+      button.type = "button";
+      const label = el("label", "embed__always");
+      const checkbox = el("input");
+      checkbox.type = "checkbox";
+      checkbox.checked = Boolean(provider) && always.includes(provider);
+      label.append(checkbox, ` Always load ${name}`);
+      const note = el("span", "embed__note", null, `${name} may set cookies and track you.`);
+      const row = el("div", "embed__consent");
+      row.append(button, " ", ...(provider ? [label, " "] : []), note);
+      const card = figure.querySelector(":scope > .embed__card");
+      if (card) card.after(row);
+      else figure.prepend(row);
+      const embed = { provider, name, src, ownOrigin, button, checkbox, note, loaded: false, resizable: false };
+      embeds.set(figure, embed);
+      button.addEventListener("click", () => {
+        loadEmbed(figure, true);
+        if (provider && checkbox.checked) {
+          remember(provider, true);
+          followChoice(scope, provider);
+        }
+      });
+      checkbox.addEventListener("change", () => {
+        // Unticking forgets; ticking counts once loaded (the click is the consent).
+        if (!checkbox.checked) remember(provider, false);
+        else if (embed.loaded) remember(provider, true);
+        else return;
+        followChoice(scope, provider);
+      });
+      if (checkbox.checked) loadEmbed(figure, false);
+    }
+  }
+
+  // A rich post's frame (static/js/provider-frame.js) reports its content's height.
+  window.addEventListener("message", (event) => {
+    const data = event.data;
+    if (!event.source || !data || data.type !== "liveblog:embed-size" || !Number.isFinite(data.height)) return;
+    for (const frame of frames) {
+      if (frame.contentWindow !== event.source) continue;
+      const figure = frame.closest("figure");
+      const embed = figure && embeds.get(figure);
+      if (embed && embed.resizable) frame.style.height = `${Math.min(3000, Math.max(100, Math.ceil(data.height)))}px`;
+      return;
+    }
+  });
 
   class LiveBlog extends HTMLElement {
     static get observedAttributes() { return ["story", "src", "limit", "order"]; }
@@ -316,6 +470,7 @@ figcaption { font-size: .85em; color: var(--_muted); }
         if (article) this._timeline.append(article);
       }
       this._touch();
+      enhanceEmbeds(this._shadow, this._cfg.base);
     }
 
     _showStory(story) {
@@ -400,6 +555,8 @@ figcaption { font-size: .85em; color: var(--_muted); }
         }
       }
       this._touch();
+      // New, edited and pinned updates are new elements: their embeds get a consent row.
+      enhanceEmbeds(this._shadow, base);
       // For host pages that want to react (analytics, a "new" marker of their own).
       this.dispatchEvent(new CustomEvent("liveblog:event", { bubbles: true, detail: { kind, seq: data.seq, id: data.id ?? null } }));
     }

@@ -24,7 +24,7 @@ import pytest
 from starlette.applications import Starlette
 
 from liveblog import articles, store
-from liveblog.models import ProfilePatch
+from liveblog.models import ProfilePatch, Webhook, WebhookAttempt, utcnow
 from liveblog.settings import Settings
 from tests.factories import new_story, new_update
 from tests.services import unavailable
@@ -62,12 +62,16 @@ PAGES = (
     "desk-home",
     "story-desk",
     "story-desk-step-error",
+    "desk-preview",
+    "edit-preview",
     "contributor-home",
     "contributor-desk",
     "edit-form",
     "history",
     "tokens",
     "users",
+    "webhooks",
+    "webhook-created",
 )
 
 # A page vnu must find fault with, checked in the same run: proof that the checker ran and
@@ -205,10 +209,49 @@ async def _pages(app: Starlette, client: httpx.AsyncClient) -> dict[str, str]:
     )
     assert refused.status_code == 422, refused.status_code
     pages["story-desk-step-error"] = refused.text
+    # Preview: a link on its own line that is never fetched (a local address) is a
+    # link card, with the reason shown; the edit form's preview too.
+    typed = {
+        "csrf_token": csrf,
+        "body": "Look:\n\nhttp://127.0.0.1/x\nIts caption.",
+        "intent": "preview",
+        "headline": "H",
+    }
+    previewed = await client.post("/desk/stories/flood/updates", data=typed)
+    assert previewed.status_code == 200 and "data-embed-problem" in previewed.text
+    pages["desk-preview"] = previewed.text
+    previewed = await client.post(f"/desk/stories/flood/updates/{loose['id']}/edit", data=typed)
+    assert previewed.status_code == 200, previewed.status_code
+    pages["edit-preview"] = previewed.text
     pages["edit-form"] = await _get(client, f"/desk/stories/flood/updates/{loose['id']}/edit")
     pages["history"] = await _get(client, f"/desk/stories/flood/updates/{loose['id']}/history")
     pages["tokens"] = await _get(client, "/desk/tokens")
     pages["users"] = await _get(client, "/desk/users")
+    # Webhooks: one just registered (its secret shown), one failing with its answers.
+    created = await client.post(
+        "/desk/webhooks",
+        data={"csrf_token": csrf, "url": "http://192.0.2.1/hook", "events": ["update", "edit"]},
+    )
+    assert created.status_code == 201, created.status_code
+    pages["webhook-created"] = created.text
+    created = await client.post(
+        "/desk/webhooks",
+        data={"csrf_token": csrf, "url": "https://hooks.example/in", "stories": ["flood"]},
+    )
+    assert created.status_code == 201, created.status_code
+    async with app.state.liveblog.db.transaction() as session:
+        failing = await session.get(Webhook, 2)
+        assert failing is not None
+        failing.failing_since = utcnow()
+        session.add(failing)
+        flood = await store.get_story(session, "flood")
+        assert flood is not None and flood.id is not None
+        session.add(WebhookAttempt(webhook_id=2, story_id=flood.id, seq=3, status=503))
+        session.add(
+            WebhookAttempt(webhook_id=2, story_id=flood.id, seq=3, error="connection refused")
+        )
+    pages["webhooks"] = await _get(client, "/desk/webhooks")
+    assert "Failing since" in pages["webhooks"] and "connection refused" in pages["webhooks"]
     pages["desk-categories"] = await _get(client, "/desk/categories")
     pages["profile"] = await _get(client, "/desk/profile")
     # An editor who is not an admin asks for the accounts page: the 403 error page.

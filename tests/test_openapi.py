@@ -204,7 +204,24 @@ async def test_the_handlers_answers_fit_the_documented_schemas(
     assert posted["image"]["width"] == 4
     await call("api.get_update", 200, slug="storm", update_id=update_id)
     await call("api.patch_update", 200, slug="storm", update_id=update_id, json={"pinned": True})
+    # A documentation address is refused without a connection: a link card, with why.
+    card = await call("api.resolve_embed", 200, json={"url": "http://192.0.2.1/page"})
+    assert card["kind"] == "link" and "private or local" in card["problem"]
+    await call("api.resolve_embed", 422, json={"url": "file:///etc/passwd"})
+    await call("api.refresh_embeds", 200, slug="storm", update_id=update_id)
     await call("api.list_updates", 200, slug="storm")
+    # Webhooks are an admin's (a documentation address: deliveries are refused, unsent).
+    await call("api.create_webhook", 403, json={"url": "http://192.0.2.1/hook"})
+    editor_auth, call.auth = call.auth, bearer((await make_editor(app, "ada", role="admin")).token)
+    hook = await call("api.create_webhook", 201, json={"url": "http://192.0.2.1/hook"})
+    await call("api.create_webhook", 422, json={"url": "http://192.0.2.1/", "events": ["x"]})
+    await call("api.list_webhooks", 200)
+    await call("api.get_webhook", 200, webhook_id=hook["id"])
+    replay = {"story": "storm", "from_seq": 1}
+    await call("api.replay_webhook", 200, webhook_id=hook["id"], json=replay)
+    await call("api.delete_webhook", 204, webhook_id=hook["id"])
+    await call("api.get_webhook", 404, webhook_id=hook["id"])
+    call.auth = editor_auth
 
     def post(**body: Any) -> Any:
         return call("api.post_update", 201, slug="storm", json={"body": "Queued", **body})
@@ -309,7 +326,8 @@ def test_the_checker_refuses_a_key_the_schema_does_not_name() -> None:
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Editor]]:
     """A live server with an editor, a contributor and a live story with updates."""
-    app = create_app(settings_for(Path(tmp_path_factory.mktemp("fuzz"))))
+    # Fuzzed links to embed are fetched for real: a short limit keeps a slow lookup short.
+    app = create_app(settings_for(Path(tmp_path_factory.mktemp("fuzz")), fetch_timeout=0.5))
     with run_server(app) as live:
         editor = live.run(make_editor(app, "alice"))
         live.run(make_editor(app, "cora", role="contributor"))
@@ -372,7 +390,11 @@ def test_schemathesis_finds_nothing(fuzzed: tuple[LiveServer, Editor]) -> None:
             if "username" in params and data.draw(st.booleans()):
                 params["username"] = "cora"
             try:
-                case.call_and_validate(excluded_checks=[checks.positive_data_acceptance])
+                # Our token, named as the explicit credential: schemathesis then also
+                # checks that each success is refused without it and with a bad one.
+                case.call_and_validate(
+                    headers=auth, excluded_checks=[checks.positive_data_acceptance]
+                )
             except BaseException as exc:  # a failure group: keep it, go on
                 failures.append(f"{case.operation.label}: {exc}")
 

@@ -49,7 +49,7 @@ async def world(app: Starlette) -> tuple[Account, dict[str, int]]:
     async with browser(app) as client:
         await new_story(client, admin, "storm")
         posted = await new_update(client, admin, "storm", body="One")
-    ids = {"update_id": posted["id"], "user_id": other.user_id, "token_id": 2}
+    ids = {"update_id": posted["id"], "user_id": other.user_id, "token_id": 2, "webhook_id": 1}
     return admin, ids
 
 

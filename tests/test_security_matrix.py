@@ -12,7 +12,8 @@ CSRF token, no bearer token); ``deactivated`` (a session cookie AND an API token
 user who has been deactivated); ``bearer`` (an editor's API token, no cookie);
 ``reader`` (an editor's read-only API token); ``revoked`` (a revoked API token);
 ``contributor`` (a contributor's API token, on the team of the story under test) and
-``outsider`` (a contributor's API token, on no team). Every
+``outsider`` (a contributor's API token, on no team); ``admin-bearer`` (an admin's API
+token: the only caller the admin-only API routes, the webhooks', let in). Every
 caller has a valid CSRF cookie and token, so what is measured is authorization, not
 CSRF (tests/test_security_csrf.py does that).
 
@@ -36,7 +37,7 @@ from PIL import Image
 from sqlmodel import select
 from starlette.routing import Mount, Route
 
-from liveblog import articles, auth, policy
+from liveblog import articles, auth, policy, webhooks
 from liveblog.models import (
     ApiToken,
     CategoryCreate,
@@ -74,6 +75,7 @@ CALLERS = {
     "admin": Caller(login=Role.admin),
     "deactivated": Caller(),  # its login and its token are worth nothing
     "bearer": Caller(token=Role.editor),
+    "admin-bearer": Caller(token=Role.admin),
     "reader": Caller(token=Role.editor, read_only=True),
     "revoked": Caller(),
     "contributor": Caller(token=Role.contributor, team=True),
@@ -99,6 +101,7 @@ class Targets:
     draft_id: int  # a draft of the editor's
     scheduled_id: int  # an update of the editor's, scheduled for an hour from now
     category: str  # the slug of a category of its own (to rename or delete)
+    webhook_id: int  # a webhook of its own, following the story under test only
 
 
 @dataclass(frozen=True)
@@ -131,9 +134,14 @@ class Case:
     # draft, which a contributor off its team does not see (404).
     desk_on_team: int | None = None
     desk_off_team: int | None = None
-    # The answer to a browser the policy lets in whose user is not the author of the
-    # targets' updates (the admin: they are the editor's), where that differs.
+    # The answer to a caller the policy lets in who is not the author of the targets'
+    # updates (the admin, on the desk or by token: they are the editor's), where that
+    # differs.
     not_author: int | None = None
+
+
+# A webhook's address that is never reached: the fetcher refuses TEST-NET-1 at once.
+HOOK_URL = "http://192.0.2.1/hook"
 
 
 def _png() -> bytes:
@@ -164,6 +172,8 @@ CASES: dict[str, Case] = {
     "story_snapshot": Case(404),
     "embed_page": Case(404),
     "oembed": Case(404, query=lambda t: "url=" + quote(f"{{base}}/stories/{t.slug}", safe="{}")),
+    # A link embed's click-through page (an unknown key here).
+    "embed_frame": Case(404, params={"key": "nope"}),
     "static": Case(200, params={"path": "css/site.css"}),
     "media": Case(200, params={"path": "probe.txt"}),
     # Logging in and out.
@@ -178,6 +188,7 @@ CASES: dict[str, Case] = {
     "story_stats": Case(200, desk_on_team=200, desk_off_team=404),
     "desk_channel": Case(200, desk_on_team=200, desk_off_team=404),
     "post_update": Case(303, form=lambda t: {"body": "New"}, desk_on_team=303, desk_off_team=404),
+    "desk_refresh_embeds": Case(303, form=lambda t: {}, desk_on_team=403, desk_off_team=404),
     # The newsroom on the desk: the author submits their draft (to anyone else it is
     # private: no such update); an editor publishes a submission; the team.
     "desk_queue": Case(200, desk_on_team=200, desk_off_team=404),
@@ -205,6 +216,11 @@ CASES: dict[str, Case] = {
     "tokens_index": Case(200),
     "create_token": Case(201, form=lambda t: {"name": "script"}),
     "revoke_token": Case(303, refused=404, form=lambda t: {}),
+    # Webhooks on the desk (admins only).
+    "webhooks_index": Case(200),
+    "desk_create_webhook": Case(201, form=lambda t: {"url": HOOK_URL, "stories": t.slug}),
+    "desk_replay_webhook": Case(303, form=lambda t: {"story": t.slug, "from_seq": "1"}),
+    "desk_remove_webhook": Case(303, form=lambda t: {}),
     # Users.
     "users_index": Case(200),
     "create_user": Case(
@@ -214,6 +230,10 @@ CASES: dict[str, Case] = {
     "change_role": Case(303, form=lambda t: {"role": "admin"}),
     "change_active": Case(303, form=lambda t: {"active": "off"}),
     "reset_password": Case(303, form=lambda t: {"password": "another long password"}),
+    # A story's export and import (admins): an import without a document is refused.
+    "desk_export_story": Case(200),
+    "desk_import_form": Case(200),
+    "desk_import_story": Case(400, form=lambda t: {}),
     # One's own author page; the categories (editors).
     "profile_form": Case(200),
     "change_profile": Case(303, form=lambda t: {"bio": f"Bio {t.n}"}),
@@ -239,7 +259,12 @@ CASES: dict[str, Case] = {
     "api.get_update": Case(200, on_team=200, off_team=404),
     "api.patch_update": Case(200, json=lambda t: {"body": "Corrected"}, on_team=403, off_team=404),
     "api.delete_update": Case(204),
-    "api.submit_update": Case(200, update="draft_id", on_team=404, off_team=404),
+    "api.refresh_embeds": Case(200, on_team=403, off_team=404),
+    # A link that is never fetched (no network here): refused as such, to anyone let in.
+    "api.resolve_embed": Case(
+        422, json=lambda t: {"url": "ftp://example.org/"}, on_team=422, off_team=422
+    ),
+    "api.submit_update": Case(200, update="draft_id", not_author=404, on_team=404, off_team=404),
     "api.publish_update": Case(200, update="submitted_id"),
     "api.return_update": Case(200, update="submitted_id", json=lambda t: {"note": "Source?"}),
     "api.reject_update": Case(200, update="submitted_id"),
@@ -250,6 +275,12 @@ CASES: dict[str, Case] = {
     "api.add_team_member": Case(201, fresh_user=True),
     "api.remove_team_member": Case(204, fresh_user=True),
     "api.upload_image": Case(201, body=_png(), headers={"Content-Type": "image/png"}),
+    # Webhooks (admins only): the targets' own, which follows the story under test.
+    "api.list_webhooks": Case(200),
+    "api.create_webhook": Case(201, json=lambda t: {"url": HOOK_URL, "stories": [t.slug]}),
+    "api.get_webhook": Case(200),
+    "api.delete_webhook": Case(204),
+    "api.replay_webhook": Case(200, json=lambda t: {"story": t.slug, "from_seq": 1}),
     # The API's description: public, the same to everyone.
     "api_openapi": Case(200),
     "api_docs": Case(200),
@@ -293,7 +324,7 @@ def expected(name: str, principal: str) -> int | str:
         assert rule.permission in held
     if case.logged_in is not None and caller.login is not None:
         return case.logged_in
-    if case.not_author is not None and principal == "admin":
+    if case.not_author is not None and Role.admin in (caller.login, caller.token):
         return case.not_author
     if case.refused is not None:
         assert rule.view_checks is not None, f"{name}: the policy names no check to refuse"
@@ -326,6 +357,7 @@ class World:
     admin: User
     inactive: User
     editor_token: str
+    admin_token: str
     reader_token: str
     inactive_token: str
     revoked_token: str
@@ -357,6 +389,7 @@ async def _make_world(server: LiveServer) -> World:
         session.add_all([editor, admin, inactive])
         await session.flush()
         editor_token = await auth.create_api_token(session, editor)
+        admin_token = await auth.create_api_token(session, admin)
         reader_token = await auth.create_api_token(session, editor, read_only=True)
         inactive_token = await auth.create_api_token(session, inactive)
         revoked_token = await auth.create_api_token(session, editor, name="old")
@@ -385,6 +418,7 @@ async def _make_world(server: LiveServer) -> World:
         admin,
         inactive,
         editor_token,
+        admin_token,
         reader_token,
         inactive_token,
         revoked_token,
@@ -428,8 +462,12 @@ async def _targets(server: LiveServer, world: World) -> Targets:
         session.add(token)
         await session.flush()
         category = await articles.create_category(session, CategoryCreate(name=f"Cat {n}"))
+        webhook = await webhooks.create(
+            session, url=HOOK_URL, events=[], stories=["draft"], actor=world.admin
+        )
     assert update.id is not None and victim.id is not None and token.id is not None
     assert submitted.id is not None and draft.id is not None and scheduled.id is not None
+    assert webhook.id is not None
     return Targets(
         n,
         "draft",
@@ -441,6 +479,7 @@ async def _targets(server: LiveServer, world: World) -> Targets:
         draft.id,
         scheduled.id,
         category.slug,
+        webhook.id,
     )
 
 
@@ -492,6 +531,7 @@ async def _request(
     headers = dict(case.headers)
     token = {
         "bearer": world.editor_token,
+        "admin-bearer": world.admin_token,
         "reader": world.reader_token,
         "revoked": world.revoked_token,
         "deactivated": world.inactive_token,
@@ -505,6 +545,7 @@ async def _request(
         "update_id": str(getattr(targets, case.update)),
         "user_id": str(targets.user_id),
         "token_id": str(targets.token_id),
+        "webhook_id": str(targets.webhook_id),
         "username": targets.username if case.fresh_user else world.editor.username,
         **case.params,
     }

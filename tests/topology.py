@@ -96,7 +96,7 @@ class Worker(Listener):
         stop_process(self.process)
 
 
-def worker_environment(settings: Settings) -> dict[str, str]:
+def worker_environment(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("LIVEBLOG_")}
     env.update(
         {
@@ -110,11 +110,16 @@ def worker_environment(settings: Settings) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
         }
     )
+    env.update(extra or {})
     return env
 
 
 def start_workers(
-    settings: Settings, names: tuple[str, ...], *, workers_each: int = 1
+    settings: Settings,
+    names: tuple[str, ...],
+    *,
+    workers_each: int = 1,
+    env: dict[str, str] | None = None,
 ) -> list[Worker]:
     """Start one serve process per name, all at once, and wait until each listens."""
     started: list[Worker] = []
@@ -128,7 +133,7 @@ def start_workers(
             process = subprocess.Popen(
                 command,
                 cwd=settings.data_dir,
-                env=worker_environment(settings),
+                env=worker_environment(settings, env),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -146,9 +151,10 @@ def start_workers(
 
 @contextlib.contextmanager
 def running_workers(
-    settings: Settings, *names: str, workers_each: int = 1
+    settings: Settings, *names: str, workers_each: int = 1, env: dict[str, str] | None = None
 ) -> Iterator[list[Worker]]:
-    workers = start_workers(settings, names, workers_each=workers_each)
+    """``env``: more variables for the workers (``LIVEBLOG_*`` settings under test)."""
+    workers = start_workers(settings, names, workers_each=workers_each, env=env)
     try:
         yield workers
     finally:

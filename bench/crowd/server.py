@@ -99,9 +99,12 @@ def scan_log(path: Path) -> LogScan:
 class Server:
     """One ``liveblog serve`` process, started and stopped by the bench."""
 
-    def __init__(self, data_dir: Path, log_path: Path) -> None:
+    def __init__(
+        self, data_dir: Path, log_path: Path, *, env: dict[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
+        self.env = env or {}  # set on top of the bench's environment (none by default)
         self.port = free_port()
         self.popen: subprocess.Popen[bytes] | None = None
         self.exit_status: int | None = None
@@ -116,7 +119,7 @@ class Server:
     def start(self) -> None:
         env = {
             name: value for name, value in os.environ.items() if not name.startswith("LIVEBLOG_")
-        }
+        } | self.env
         command = [
             liveblog_command(), "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)
         ]  # fmt: skip

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -34,6 +35,7 @@ from liveblog import tasks
 from liveblog.events import Frame, encode
 from liveblog.hub.backend import BroadcastBackend
 from liveblog.hub.recent import RecentFrames
+from liveblog.metrics import Metrics
 from liveblog.models import StoryEvent
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,9 @@ NEWEST = 2**31 - 1  # a "before" bound past any sequence number (the column is 3
 RECONNECT_FIRST = 0.05  # seconds before the first reconnect attempt; doubles per failure
 RECONNECT_MAX = 2.0
 PROBE_TIMEOUT = 2.0
+# Events published here and not yet fanned out here, timed for the latency metric; a
+# story whose readers left meanwhile never comes back, so the oldest are let go.
+TIMED_EVENTS = 1024
 HEALTH_CHANNEL = "liveblog.health"
 
 CHANNEL_PREFIX = "liveblog.story."
@@ -165,8 +170,12 @@ class Hub:
         recent_frames: int = 512,
         reconnect_delay: float = RECONNECT_FIRST,
         reconnect_max: float = RECONNECT_MAX,
+        metrics: Metrics | None = None,
     ) -> None:
         self.backend = backend
+        self.metrics = metrics
+        # (story id, seq) -> when its publish began, for events with local readers.
+        self._published_at: dict[tuple[int, int], float] = {}
         self._load_frames = load_frames
         self._load_last_seq = load_last_seq
         self._backlog = backlog
@@ -288,8 +297,14 @@ class Hub:
         process fills what it missed from the log.
         """
         with_data = self.backend.carries_frames
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.events_published.inc(len(events))
+            began = time.monotonic()
         for event in events:
             frame = encode(event)
+            if metrics is not None and frame.story_id in self._subscribers:
+                self._time(frame, began)
             try:
                 await self.backend.publish(
                     channel_for(frame.story_id), pack(frame, with_data=with_data)
@@ -304,6 +319,12 @@ class Hub:
                 )
                 self._remember_unsent(frame)
                 await self._connection_failed()
+
+    def _time(self, frame: Frame, began: float) -> None:
+        timed = self._published_at
+        timed[(frame.story_id, frame.seq)] = began
+        if len(timed) > TIMED_EVENTS:
+            del timed[next(iter(timed))]
 
     def _remember_unsent(self, frame: Frame) -> None:
         previous = self._unsent.get(frame.story_id)
@@ -446,6 +467,8 @@ class Hub:
         self._listening.clear()
         await self.backend.connect()
         self._reconnects += 1
+        if self.metrics is not None:
+            self.metrics.broadcast_reconnects.inc()
         self._connected = True
         for channel in list(self._routes):
             await self.backend.subscribe(channel)
@@ -459,7 +482,7 @@ class Hub:
         for story_id in list(self._subscribers):
             last = self._last_seq.get(story_id)
             if last is not None and await self._fill(story_id, last, None):
-                self._gap_fills += 1
+                self._gap_filled()
         await self._resend_unsent()
 
     # --- receiving -------------------------------------------------------------------
@@ -482,7 +505,7 @@ class Hub:
         if last is not None and seq <= last:
             return  # already delivered (a duplicate, or filled from the log earlier)
         if last is not None and seq > last + 1:
-            self._gap_fills += 1
+            self._gap_filled()
             await self._fill(story_id, last, seq)
         if data:
             frame = Frame(story_id=story_id, seq=seq, closes=closes, data=data)
@@ -493,6 +516,11 @@ class Hub:
                 return
             frame = loaded[0]
         self._fan_out(frame)
+
+    def _gap_filled(self) -> None:
+        self._gap_fills += 1
+        if self.metrics is not None:
+            self.metrics.gap_fills.inc()
 
     async def _fill(self, story_id: int, after: int, before: int | None) -> int:
         """Fan out the logged events between ``after`` and ``before`` (None: the newest),
@@ -526,3 +554,10 @@ class Hub:
                 self._overflows += 1
                 subscribers.discard(subscription)
         self._delivered += len(subscribers)
+        metrics = self.metrics
+        if metrics is not None:
+            # Once per event, however many readers: the hot path pays nothing per reader.
+            metrics.frames_delivered.inc(len(subscribers))
+            began = self._published_at.pop((frame.story_id, frame.seq), None)
+            if began is not None:
+                metrics.fan_out_latency.observe(time.monotonic() - began)

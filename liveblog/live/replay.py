@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from liveblog.events import Frame
 from liveblog.hub import Hub
+from liveblog.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,16 @@ def frame_pieces(frames: Iterable[Frame]) -> Iterator[bytes]:
 
 
 class Replays:
-    def __init__(self, hub: Hub, load_frames: LoadFrames, *, cache_bytes: int) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        load_frames: LoadFrames,
+        *,
+        cache_bytes: int,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.hub = hub
+        self.metrics = metrics
         self._load_frames = load_frames
         self.cache_bytes = cache_bytes
         self._pages: OrderedDict[PageKey, Page] = OrderedDict()
@@ -128,6 +137,8 @@ class Replays:
 
     async def replay(self, story_id: int, after: int, until: int) -> AsyncIterator[bytes]:
         """The frames of events ``after+1 .. until``, in order, in pieces to write."""
+        if self.metrics is not None and after < until:
+            self.metrics.replay_events.observe(until - after)
         from_log = False
         while after < until:
             recent = self.hub.recent(story_id, after, until)

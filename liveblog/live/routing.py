@@ -33,9 +33,9 @@ from liveblog.live.endpoint import StoryEvents
 from liveblog.live.path import METHODS, PATH, PATTERN
 
 
-def stream_headers(*, https: bool) -> list[tuple[bytes, bytes]]:
+def stream_headers(*, https: bool, frame_src: str = "'self'") -> list[tuple[bytes, bytes]]:
     """What the app's middleware adds to a response on the stream's path."""
-    added = headers.headers_for(PATH, https=https)  # the policy by path prefix
+    added = headers.headers_for(PATH, https=https, frame_src=frame_src)  # by path prefix
     pairs = [(name.lower().encode(), value.encode()) for name, value in added.items()]
     return [*pairs, *cors.PUBLIC_READ_HEADERS]
 

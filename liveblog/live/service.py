@@ -17,6 +17,7 @@ from liveblog.live.following import Following
 from liveblog.live.join import Joins, StoryReads
 from liveblog.live.replay import Replays
 from liveblog.live.streams import Streams
+from liveblog.metrics import Metrics
 
 
 class Reads(StoryReads, Protocol):
@@ -36,11 +37,16 @@ class Live:
         retry_ms: int,
         replay_cache_bytes: int,
         site_headers: Sequence[tuple[bytes, bytes]] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         self.streams = Streams(
-            hub, heartbeat=heartbeat, send_timeout=send_timeout, site_headers=site_headers
+            hub,
+            heartbeat=heartbeat,
+            send_timeout=send_timeout,
+            site_headers=site_headers,
+            metrics=metrics,
         )
-        self.replays = Replays(hub, reads.frames, cache_bytes=replay_cache_bytes)
+        self.replays = Replays(hub, reads.frames, cache_bytes=replay_cache_bytes, metrics=metrics)
         self.joins = Joins(hub, Following(), reads)
         self.first = events.retry_frame(retry_ms)  # what every stream starts with
 

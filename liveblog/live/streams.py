@@ -22,6 +22,7 @@ from liveblog.live.following import LiveStory
 from liveblog.live.shutdown import server_exiting
 from liveblog.live.stream import HEARTBEAT, EventStream, monotonic
 from liveblog.live.turns import Turns
+from liveblog.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,10 @@ class Streams:
         heartbeat: float,
         send_timeout: float,
         site_headers: Sequence[tuple[bytes, bytes]] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         self.hub = hub
+        self.metrics = metrics
         # What the site adds to every response on this path (security, CORS), and a
         # stream's response headers: its own, then those.
         self.site_headers = list(site_headers)
@@ -64,6 +67,8 @@ class Streams:
         self._peak = 0  # the most streams open at once since memory was last released
         self.replay_turns = Turns(REPLAY_WRITES_PER_TURN)
         self._ticker: asyncio.Task[None] | None = None
+        if metrics is not None:
+            metrics.watch_streams(lambda: len(self._open))
 
     async def start(self) -> None:
         self._ticker = asyncio.create_task(self._tick(), name="liveblog-stream-ticker")
@@ -100,10 +105,21 @@ class Streams:
         self._open.add(stream)
         if len(self._open) > self._peak:
             self._peak = len(self._open)
+        if self.metrics is not None:
+            self.metrics.stream_joins.inc()
         return stream
 
     def forget(self, stream: EventStream) -> None:
+        """The stream is over (called once, as it ends)."""
         self._open.discard(stream)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.stream_leaves.inc()
+            if stream.aborted:  # what ``EventStream.run`` counts in ``dropped_*`` next
+                if stream.subscription.overflowed:
+                    metrics.slow_backlog.inc()
+                else:
+                    metrics.slow_send_timeout.inc()
 
     # --- the ticker ---------------------------------------------------------------
 

@@ -17,12 +17,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from liveblog import articles, caching, policy, store, urls
+from liveblog import articles, caching, policy, store, urls, webhooks
+from liveblog.embeds.resolver import embeddable
 from liveblog.limits import JsonTooDeep, parse_json
 from liveblog.models import (
     CategoryCreate,
     CategoryOut,
     CategoryRename,
+    EmbedRequest,
     ReturnNote,
     Schedule,
     Story,
@@ -36,10 +38,15 @@ from liveblog.models import (
     UpdatePublicOut,
     UpdateState,
     User,
+    Webhook,
+    WebhookCreate,
+    WebhookReplay,
+    iso,
     story_for_staff,
     update_for_staff,
     update_public,
 )
+from liveblog.render import card_data
 from liveblog.state import get_liveblog
 from liveblog.views.common import int_param, story_or_404
 
@@ -339,6 +346,132 @@ async def patch_update(request: Request, user: User) -> Response:
     return await _update_json(request, story, update_id)
 
 
+@api_view
+async def refresh_embeds(request: Request, user: User) -> Response:
+    """Fetch the update's link embeds again (a provider changed a title, or was down
+    when it was saved) and re-render it; readers get an ``edit`` if it changed."""
+    story, may_publish = await _team_story(request, user)
+    update_id: int = request.path_params["update_id"]
+    liveblog = get_liveblog(request)
+    async with liveblog.db.session() as session:
+        update = await store.staff_update(session, story, update_id, viewer=user)
+    if update is None or not _may_see(user, update):
+        raise ApiError(404, "no such update in this story")
+    await liveblog.newsroom.edit_update(
+        story.slug,
+        update_id,
+        UpdatePatch(body=update.body),
+        actor=user,
+        may_publish=may_publish,
+        expected_version=_if_match(request),
+        refresh_embeds=True,
+    )
+    return await _update_json(request, story, update_id)
+
+
+@api_view
+async def resolve_embed(request: Request, user: User) -> Response:
+    """``{"url": ...}``: what that link becomes in an update (fetched now, or taken from
+    the cache), with the reason when it is only a link card."""
+    data = await _body(request, EmbedRequest)
+    liveblog = get_liveblog(request)
+    if liveblog.embeds is None or not embeddable(data.url):
+        raise ApiError(422, "url: only an http(s) address without a user name is embedded")
+    embed = await liveblog.embeds.resolve(data.url)
+    return JSONResponse(
+        {**card_data(embed, None), "problem": embed.problem, "fetched_at": iso(embed.fetched_at)},
+        headers={"Cache-Control": caching.PRIVATE},
+    )
+
+
+# --- webhooks (liveblog/webhooks.py) ----------------------------------------------------
+
+
+async def _webhook_json(
+    request: Request, webhook: Webhook, *, detail: bool = False
+) -> dict[str, Any]:
+    async with get_liveblog(request).db.session() as session:
+        slugs = await webhooks.story_slugs(session)
+        assert webhook.id is not None
+        body = webhooks.public(
+            webhook, slugs=slugs, backlog=await webhooks.backlog(session, webhook.id)
+        )
+        if detail:
+            attempts = await webhooks.last_attempts(session, webhook.id)
+            body["attempts"] = [webhooks.attempt_public(a, slugs) for a in attempts]
+    return body
+
+
+@api_view
+async def list_webhooks(request: Request, user: User) -> Response:
+    async with get_liveblog(request).db.session() as session:
+        found = await webhooks.list_all(session)
+    listed = [await _webhook_json(request, webhook) for webhook in found]
+    return JSONResponse({"webhooks": listed}, headers={"Cache-Control": caching.PRIVATE})
+
+
+@api_view
+async def create_webhook(request: Request, user: User) -> Response:
+    """Admins register an endpoint: 201 with its ``secret``, shown this once."""
+    data = await _body(request, WebhookCreate)
+    try:
+        async with get_liveblog(request).db.transaction() as session:
+            webhook = await webhooks.create(
+                session, url=data.url, events=data.events, stories=data.stories, actor=user
+            )
+    except webhooks.WebhookError as exc:
+        raise ApiError(422, str(exc)) from None
+    assert webhook.id is not None
+    location = urls.path(request, "api.get_webhook", webhook_id=webhook.id)
+    body = {**await _webhook_json(request, webhook), "secret": webhook.secret}
+    return JSONResponse(body, status_code=201, headers={"Location": location})
+
+
+async def _webhook_or_404(request: Request) -> Webhook:
+    webhook_id: int = request.path_params["webhook_id"]
+    async with get_liveblog(request).db.session() as session:
+        webhook = await webhooks.get(session, webhook_id)
+    if webhook is None:
+        raise ApiError(404, "no such webhook")
+    return webhook
+
+
+@api_view
+async def get_webhook(request: Request, user: User) -> Response:
+    webhook = await _webhook_or_404(request)
+    body = await _webhook_json(request, webhook, detail=True)
+    return JSONResponse(body, headers={"Cache-Control": caching.PRIVATE})
+
+
+@api_view
+async def delete_webhook(request: Request, user: User) -> Response:
+    webhook = await _webhook_or_404(request)
+    assert webhook.id is not None
+    async with get_liveblog(request).db.transaction() as session:
+        await webhooks.remove(session, webhook.id)
+    return Response(status_code=204)
+
+
+@api_view
+async def replay_webhook(request: Request, user: User) -> Response:
+    """Deliver one story's events again, from ``from_seq`` on, at the next round."""
+    data = await _body(request, WebhookReplay)
+    webhook = await _webhook_or_404(request)
+    assert webhook.id is not None
+    liveblog = get_liveblog(request)
+    async with liveblog.db.transaction() as session:
+        story = await store.get_story(session, data.story)
+        if story is None:
+            raise ApiError(422, f"story: no story {data.story!r}")
+        if not await webhooks.replay(session, webhook.id, story, data.from_seq):
+            raise ApiError(409, f"this webhook does not follow {data.story!r}")
+    if liveblog.newsroom.on_events is not None:
+        liveblog.newsroom.on_events()  # the sender's wake: deliver now
+    return JSONResponse(
+        await _webhook_json(request, webhook), headers={"Cache-Control": caching.PRIVATE}
+    )
+
+
 def _move(action: str) -> Callable[[Request], Awaitable[Response]]:
     """The route of one workflow step: submit, publish, return (with a note), reject,
     schedule (with ``publish_at``), unschedule."""
@@ -443,6 +576,7 @@ async def delete_category(request: Request, user: User) -> Response:
 
 _UPDATE = "/api/stories/{slug}/updates/{update_id:int}"
 _TEAM = "/api/stories/{slug}/team/{username}"
+_WEBHOOK = "/api/webhooks/{webhook_id:int}"
 routes = [
     Route("/api/stories", list_stories, methods=["GET"], name="api.list_stories"),
     Route("/api/categories", list_categories, methods=["GET"], name="api.list_categories"),
@@ -467,6 +601,13 @@ routes = [
     Route(_UPDATE, get_update, methods=["GET"], name="api.get_update"),
     Route(_UPDATE, patch_update, methods=["PATCH"], name="api.patch_update"),
     Route(_UPDATE, delete_update, methods=["DELETE"], name="api.delete_update"),
+    Route(_UPDATE + "/embeds/refresh", refresh_embeds, methods=["POST"], name="api.refresh_embeds"),
+    Route("/api/embeds", resolve_embed, methods=["POST"], name="api.resolve_embed"),
+    Route("/api/webhooks", list_webhooks, methods=["GET"], name="api.list_webhooks"),
+    Route("/api/webhooks", create_webhook, methods=["POST"], name="api.create_webhook"),
+    Route(_WEBHOOK, get_webhook, methods=["GET"], name="api.get_webhook"),
+    Route(_WEBHOOK, delete_webhook, methods=["DELETE"], name="api.delete_webhook"),
+    Route(_WEBHOOK + "/replay", replay_webhook, methods=["POST"], name="api.replay_webhook"),
     Route(_UPDATE + "/submit", submit_update, methods=["POST"], name="api.submit_update"),
     Route(_UPDATE + "/publish", publish_update, methods=["POST"], name="api.publish_update"),
     Route(_UPDATE + "/return", return_update, methods=["POST"], name="api.return_update"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar, overload
 
+from pydantic import ValidationError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -238,3 +239,13 @@ async def desk_story(request: Request) -> tuple[Story, bool]:
     if not member:
         raise HTTPException(403, "You are not on this story's team.")
     return story, False
+
+
+def validation_messages(exc: ValidationError) -> list[str]:
+    """A model's refusal as one line per field, fit for a form's error list."""
+    out = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        out.append(f"{field}: {message}" if field else message)
+    return out

@@ -32,10 +32,13 @@ from liveblog.models import (
     UpdateCreate,
     UpdatePatch,
     UpdateState,
+    User,
     story_public,
     update_for_staff,
+    utcnow,
 )
 from liveblog.ratelimit import client_address
+from liveblog.render import embed_links
 from liveblog.state import get_liveblog
 from liveblog.views.common import (
     checked_form,
@@ -45,6 +48,7 @@ from liveblog.views.common import (
     form_str,
     redirect,
     render,
+    validation_messages,
     wants_json,
 )
 from liveblog.views.desk_articles import article_context, article_fields
@@ -57,15 +61,6 @@ from liveblog.views.desk_queue import (
 )
 from liveblog.views.uploads import image_form_values
 from liveblog.workflow import TRANSITIONS
-
-
-def _errors(exc: ValidationError) -> list[str]:
-    out = []
-    for error in exc.errors(include_url=False):
-        field = ".".join(str(part) for part in error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        out.append(f"{field}: {message}" if field else message)
-    return out
 
 
 def _failure(exc: Exception) -> tuple[int, dict[str, str]]:
@@ -234,7 +229,7 @@ async def create_story(request: Request) -> Response:
         )
         story = await get_liveblog(request).newsroom.create_story(data, actor=user)
     except (ValidationError, ValueError, store.StoreError) as exc:
-        errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
+        errors = validation_messages(exc) if isinstance(exc, ValidationError) else [str(exc)]
         status = exc.status if isinstance(exc, store.StoreError) else 422
         return await _desk_home(request, values=values, errors=errors, status_code=status)
     return _to_story_desk(request, story)
@@ -254,12 +249,14 @@ async def story_desk(
     compose_values: dict[str, Any] | None = None,
     settings_errors: list[str] | None = None,
     step: dict[str, Any] | None = None,
+    preview: dict[str, Any] | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
     """The story's desk. An editor: the timeline, the compose form, the settings and the
     newsroom sections (``desk_queue``); a contributor: the compose form and their own
-    updates. ``step``: a workflow step that failed, re-shown with what was typed."""
+    updates. ``step``: a workflow step that failed, re-shown with what was typed.
+    ``preview``: the compose form's text as readers would see it (``_preview``)."""
     liveblog = get_liveblog(request)
     story, editor = await desk_story(request)
     rows = []
@@ -281,6 +278,7 @@ async def story_desk(
             "compose_errors": compose_errors or [],
             "values": compose_values or {},
             "settings_errors": settings_errors or [],
+            "preview": preview,
             "statuses": list(StoryStatus),
             "stats": liveblog.stats.stats(story),
             "stats_interval": liveblog.settings.presence_interval,
@@ -309,7 +307,7 @@ async def change_story(request: Request) -> Response:
         )
         story = await get_liveblog(request).newsroom.change_story(story.slug, patch, actor=user)
     except (ValidationError, ValueError, store.StoreError) as exc:
-        errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
+        errors = validation_messages(exc) if isinstance(exc, ValidationError) else [str(exc)]
         status = exc.status if isinstance(exc, store.StoreError) else 422
         if wants_json(request):
             return JSONResponse({"error": "; ".join(errors)}, status_code=status)
@@ -326,6 +324,8 @@ async def post_update(request: Request) -> Response:
     user = policy.actor(request)
     story, editor = await desk_story(request)
     form = await checked_form(request)
+    if form_str(form, "intent") == "preview":
+        return await _compose_preview(request, story, form)
     values = _update_fields(form)
     draft = form_str(form, "state") == UpdateState.draft
     try:
@@ -339,7 +339,7 @@ async def post_update(request: Request) -> Response:
             story.slug, data, author=user, may_publish=editor
         )
     except (ValidationError, ValueError, store.StoreError, ImageRejected, DecodersBusy) as exc:
-        errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
+        errors = validation_messages(exc) if isinstance(exc, ValidationError) else [str(exc)]
         status, headers = _failure(exc)
         if wants_json(request):
             return JSONResponse({"error": "; ".join(errors)}, status_code=status, headers=headers)
@@ -419,7 +419,7 @@ async def _step(request: Request, action: str) -> Response:
             expected_version=version,
         )
     except (ValidationError, ValueError, store.StoreError) as exc:
-        errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
+        errors = validation_messages(exc) if isinstance(exc, ValidationError) else [str(exc)]
         status = exc.status if isinstance(exc, store.StoreError) else 422
         if wants_json(request):
             return JSONResponse({"error": "; ".join(errors)}, status_code=status)
@@ -567,10 +567,13 @@ async def _edit_conflict(
 
 async def edit_update(request: Request) -> Response:
     """Save the edit form; ``then=publish`` (an editor, on an update readers do not see
-    yet): publish it too, the version just saved, so nobody's newer save goes out."""
+    yet): publish it too, the version just saved, so nobody's newer save goes out.
+    ``intent=preview`` (its Preview button): save nothing, show it (``_edit_preview``)."""
     user = policy.actor(request)
     story, may_publish = await desk_story(request)
     form = await checked_form(request)
+    if form_str(form, "intent") == "preview":
+        return await _edit_preview(request, story, form, may_publish=may_publish)
     update_id: int = request.path_params["update_id"]
     values = _update_fields(form)
     version = _form_version(form)
@@ -602,7 +605,7 @@ async def edit_update(request: Request) -> Response:
     except (ValidationError, store.StoreError, ImageRejected, DecodersBusy) as exc:
         if isinstance(exc, store.NotFound):
             raise HTTPException(404, "No such update.") from None
-        errors = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
+        errors = validation_messages(exc) if isinstance(exc, ValidationError) else [str(exc)]
         status, headers = _failure(exc)
         if isinstance(exc, store.Stale | store.Forbidden | store.Conflict):
             if not wants_json(request):
@@ -671,6 +674,134 @@ async def pin_update(request: Request) -> Response:
     return _done(request, story)
 
 
+# --- previews and link embeds (docs/embeds.md) ---------------------------------------
+
+# The image fields a preview keeps as typed: a chosen file is not stored by a preview.
+_IMAGE_TEXT = ("image_url", "image_alt", "image_caption", "image_credit")
+
+
+async def _preview(
+    request: Request, story: Story, form: FormData, *, current: Update | None = None
+) -> tuple[dict[str, Any], dict[str, Any] | None, list[str]]:
+    """What the compose or edit form (``current``: the update it edits) holds, as
+    typed; the update as readers would see it (``_update.html``, with its link embeds
+    fetched or taken from the cache) and why each embed that is only a link card is;
+    and what is wrong with it, if anything. Nothing is saved (but the embed cache)."""
+    user = policy.actor(request)
+    liveblog = get_liveblog(request)
+    values = _update_fields(form)
+    url = form_str(form, "image_url").strip() or None
+    for name in _IMAGE_TEXT:
+        values[name] = (form_str(form, name).strip() or None) if url else None
+    try:
+        data = UpdateCreate.model_validate(values)
+    except ValidationError as exc:
+        return values, None, validation_messages(exc)
+    renderer = await liveblog.newsroom.renderer_for(data.body)
+    body_html, embeds = renderer.update_body(data.body)
+    size = liveblog.media.dimensions(url) if url else None
+    now = utcnow()
+    update = Update(
+        id=current.id if current else 0,
+        story_id=story.id or 0,
+        author_id=current.author_id if current else user.id or 0,
+        headline=data.headline,
+        body=data.body,
+        body_html=body_html,
+        key_event=data.key_event,
+        pinned=data.pinned,
+        **{name: getattr(data, name) for name in _IMAGE_TEXT},
+        image_width=size[0] if size else None,
+        image_height=size[1] if size else None,
+        created_at=current.created_at if current else now,
+        edited_at=now if current and current.state == UpdateState.published else None,
+        embeds=embeds,
+    )
+    author: User | None = user
+    if current is not None and current.author_id != user.id:
+        async with liveblog.db.session() as session:
+            author = await session.get(User, current.author_id)
+    problems: dict[str, str] = {}
+    for link in embed_links(data.body):
+        embed = renderer.embeds.get(link)
+        if embed is not None and embed.problem:
+            problems[link] = embed.problem
+    preview = {
+        "html": liveblog.renderer.update_fragment(update, story, author, anchor=False),
+        "problems": list(problems.items()),
+    }
+    return values, preview, []
+
+
+async def _compose_preview(request: Request, story: Story, form: FormData) -> Response:
+    """The compose form's Preview (``intent=preview``): the desk again, the update shown
+    as readers would see it above the form, which keeps everything typed (post it from
+    there). A page, never JSON: the desk script lets this button through to the browser."""
+    values, preview, errors = await _preview(request, story, form)
+    values["publish_at"] = form_str(form, "publish_at")
+    return await story_desk(
+        request,
+        compose_errors=errors,
+        compose_values=values,
+        preview=preview,
+        status_code=422 if errors else 200,
+    )
+
+
+async def _edit_preview(
+    request: Request, story: Story, form: FormData, *, may_publish: bool
+) -> Response:
+    """The edit form's Preview (``intent=preview``): the edit page again, with the
+    preview and the text as typed (and the version the editor started from: saving is
+    checked as ever). Whoever may edit the update may preview it."""
+    update = await _editable(request, story, may_publish=may_publish)
+    values, preview, errors = await _preview(request, story, form, current=update)
+    context = _edit_context(story, update, values, _form_version(form), may_publish)
+    context["errors"] = errors
+    context["preview"] = preview
+    status = 422 if errors else 200
+    return await render(request, "desk/edit_update.html", context, status_code=status)
+
+
+async def desk_refresh_embeds(request: Request) -> Response:
+    """Fetch an update's link embeds again (a provider was down, or changed a title)
+    and re-render it from the same text; readers get an edit. The form sends the
+    version it was shown: an update changed meanwhile is not re-rendered blind."""
+    user = policy.actor(request)
+    story, may_publish = await desk_story(request)
+    form = await checked_form(request)
+    update = await _editable(request, story, may_publish=may_publish)
+    update_id = update.id or 0
+    try:
+        version = form_version(form)
+        store.check_version(update, version)  # (checked again when saved) no fetch if old
+        saved = await get_liveblog(request).newsroom.edit_update(
+            story.slug,
+            update_id,
+            UpdatePatch(body=update.body),
+            actor=user,
+            may_publish=may_publish,
+            expected_version=version,
+            refresh_embeds=True,
+        )
+    except (ValueError, store.StoreError) as exc:
+        if isinstance(exc, store.NotFound):
+            raise HTTPException(404, "No such update.") from None
+        status = exc.status if isinstance(exc, store.StoreError) else 422
+        if wants_json(request):
+            return JSONResponse({"error": str(exc)}, status_code=status)
+        step = {
+            "update_id": update_id,
+            "action": "refresh",
+            "label": f"Refreshing the embeds of update {update_id}",
+            "errors": [str(exc)],
+        }
+        return await story_desk(request, step=step, status_code=status)
+    if wants_json(request):
+        return JSONResponse(update_for_staff(saved, user))
+    return _to_item(request, story, saved, editor=may_publish)
+
+
 def login_url(request: Request, next_path: str) -> str:
     return urls.path(request, "login_form") + "?next=" + quote(next_path, safe="/")
 
@@ -685,6 +816,12 @@ routes = [
     Route("/desk/stories/{slug}", story_desk_page, methods=["GET"], name="story_desk_page"),
     Route("/desk/stories/{slug}", change_story, methods=["POST"], name="change_story"),
     Route("/desk/stories/{slug}/updates", post_update, methods=["POST"], name="post_update"),
+    Route(
+        f"{_UPDATE}/embeds/refresh",
+        desk_refresh_embeds,
+        methods=["POST"],
+        name="desk_refresh_embeds",
+    ),
     Route(f"{_UPDATE}/edit", edit_update_form, methods=["GET"], name="edit_update_form"),
     Route(f"{_UPDATE}/edit", edit_update, methods=["POST"], name="edit_update"),
     Route(f"{_UPDATE}/delete", delete_update, methods=["POST"], name="delete_update"),

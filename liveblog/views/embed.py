@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from liveblog import caching, embedding, store
+from liveblog.headers import frame_source
 from liveblog.models import Story, iso, story_public
 from liveblog.state import get_liveblog
 from liveblog.views.common import BadParameter, choice_param, find_story, int_param
@@ -134,10 +135,17 @@ async def embed_page(request: Request) -> Response:
         order=order,
         theme=theme,
     )
+    # The widget on it may frame the link embeds' click-through (docs/embeds.md), and
+    # nothing else: as on every other page (liveblog/headers.py).
+    settings = liveblog.settings
+    frames = frame_source(settings.embed_frame_url or settings.base_url)
     return Response(
         html,
         media_type="text/html; charset=utf-8",
-        headers={"Content-Security-Policy": EMBED_CSP, "Cache-Control": "public, max-age=60"},
+        headers={
+            "Content-Security-Policy": f"{EMBED_CSP}; frame-src {frames}",
+            "Cache-Control": "public, max-age=60",
+        },
     )
 
 

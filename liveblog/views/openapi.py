@@ -27,6 +27,8 @@ from liveblog.models import (
     CategoryCreate,
     CategoryOut,
     CategoryRename,
+    EmbedPreviewOut,
+    EmbedRequest,
     ReturnNote,
     Schedule,
     StoryCreate,
@@ -35,6 +37,12 @@ from liveblog.models import (
     UpdateCreate,
     UpdatePatch,
     UpdateStaffOut,
+    WebhookCreate,
+    WebhookCreatedOut,
+    WebhookDetailOut,
+    WebhookListOut,
+    WebhookOut,
+    WebhookReplay,
 )
 from liveblog.views import api, searching, uploads
 from liveblog.views.common import render
@@ -78,7 +86,8 @@ _JSON = (400, 413, 422)  # the body: not JSON, too large, refused by its model
 _IF_MATCH = Param(
     "If-Match",
     "header",
-    {"type": "string"},
+    # A version in quotes, or "*" (any version); anything else is refused with 400.
+    {"type": "string", "pattern": '^(\\*|"[0-9]{1,18}")$'},
     'Only if the update is at this version (its ETag, as "3"): else 412.',
 )
 _WORKFLOW = (*_STORY, 400, 403, 409, 412)
@@ -131,6 +140,39 @@ OPERATIONS: dict[str, Operation] = {
         (_IF_MATCH,),
     ),
     "api.delete_update": Operation("Delete an update", 204, None, answers=(*_STORY, 409)),
+    "api.refresh_embeds": Operation(
+        "Fetch an update's link embeds again and re-render it",
+        200,
+        UpdateStaffOut,
+        answers=_WORKFLOW,
+        params=(_IF_MATCH,),
+    ),
+    "api.resolve_embed": Operation(
+        "What a link on its own line becomes (fetched now, or from the cache)",
+        200,
+        EmbedPreviewOut,
+        EmbedRequest,
+        _JSON,
+    ),
+    "api.list_webhooks": Operation("Every webhook (never their secrets)", 200, WebhookListOut),
+    "api.create_webhook": Operation(
+        "Register a webhook: its secret is in this answer only",
+        201,
+        WebhookCreatedOut,
+        WebhookCreate,
+        _JSON,
+    ),
+    "api.get_webhook": Operation(
+        "One webhook, with its last answers", 200, WebhookDetailOut, answers=(404,)
+    ),
+    "api.delete_webhook": Operation("Remove a webhook", 204, None, answers=(404,)),
+    "api.replay_webhook": Operation(
+        "Deliver a story's events to a webhook again, from a seq on",
+        200,
+        WebhookOut,
+        WebhookReplay,
+        (*_JSON, 404, 409),
+    ),
     "api.submit_update": Operation(
         "Submit a draft to the editors", 200, UpdateStaffOut, answers=_WORKFLOW, params=(_IF_MATCH,)
     ),

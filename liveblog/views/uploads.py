@@ -22,7 +22,10 @@ from liveblog.views.api import ApiError, api_view
 from liveblog.views.common import form_bool, form_str
 
 # Requests that may carry an image: their body may be LIVEBLOG_MAX_UPLOAD_BYTES larger.
-UPLOAD_PATHS = re.compile(r"/api/media|/desk/profile|/desk/stories/[^/]+/updates(?:/[0-9]+/edit)?")
+# (And a story's document, on the desk's import: liveblog/views/desk_transfer.py.)
+UPLOAD_PATHS = re.compile(
+    r"/api/media|/desk/profile|/desk/stories/[^/]+/updates(?:/[0-9]+/edit)?|/desk/import"
+)
 
 
 class UploadOut(BaseModel):

@@ -1,6 +1,7 @@
 // The story desk: the timeline is fed by the same stream readers get; forms post with
 // fetch (no reload) and fall back to plain POST + redirect without JavaScript.
 import { startLiveTimeline } from "./live.js";
+import { enhanceEmbeds } from "./embeds.js";
 
 const root = document.querySelector("[data-desk]");
 const controlsTemplate = document.getElementById("update-controls");
@@ -53,11 +54,16 @@ if (root) {
         setPinControl(wrapper, String(data.pinned_id) === wrapper.dataset.deskUpdate);
       }
     },
+    // Embeds wait for a click here too; new and edited updates are new elements.
+    onApplied() { enhanceEmbeds(root); },
   });
+  enhanceEmbeds(root);
 
   const compose = root.querySelector("[data-compose]");
   const composeError = root.querySelector("[data-compose-error]");
   compose?.addEventListener("submit", async (event) => {
+    // Preview answers with a page (the desk with the preview): the browser goes there.
+    if (event.submitter?.value === "preview") return;
     event.preventDefault();
     // The button pressed is part of the form ("Save as draft", "Schedule"): read it
     // before the buttons are disabled (a disabled button sends nothing).

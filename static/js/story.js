@@ -3,6 +3,7 @@
 import { fragment, startLiveTimeline } from "./live.js";
 import { keepTimesCurrent, renderTimes } from "./times.js";
 import { enableShareButtons, handleShareClicks } from "./share.js";
+import { enhanceEmbeds } from "./embeds.js";
 
 const HEADLINE_LIMIT = 110; // as the server's key events list (liveblog/seo.py)
 const reduceMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
@@ -245,6 +246,8 @@ function startStoryPage(root) {
       if (kind === "delete") held.refresh();
       renderTimes(root);
       enableShareButtons(root);
+      // New, edited and pinned updates arrive as new elements, and so may the lead.
+      enhanceEmbeds(root);
     },
   });
 }
@@ -253,4 +256,5 @@ const root = document.querySelector("[data-live-story]");
 if (root) startStoryPage(root);
 keepTimesCurrent(document);
 enableShareButtons(document);
+enhanceEmbeds(document);
 handleShareClicks(document, announce);

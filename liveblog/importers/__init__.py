@@ -1,0 +1,1 @@
+"""Importers: other systems' exports turned into a story document (liveblog/transfer.py)."""
