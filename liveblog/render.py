@@ -7,6 +7,7 @@ a reader's browser executes.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -133,9 +134,16 @@ def _mark_embeds(state: StateCore) -> None:
         inline.children = [text]
 
 
+@functools.cache
+def _block_parser() -> MarkdownIt:
+    return MarkdownIt("commonmark")
+
+
 def embed_links(source: str) -> list[str]:
     """The links an update's Markdown would embed, in order (see ``_LINK_LINE``)."""
-    tokens = MarkdownIt("commonmark").parse(source)
+    if "http" not in source:
+        return []  # most updates: no parse on the publish path
+    tokens = _block_parser().parse(source)
     return [link for _, link, _ in _link_paragraphs(tokens)]
 
 
