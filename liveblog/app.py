@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
     # Read and fingerprinted once, here; served from memory (liveblog/assets.py).
     assets = Assets.load(STATIC_DIR)
     site_headers = live_routing.stream_headers(
-        https=settings.https, frame_src=frame_source(settings.embed_frame_url or settings.base_url)
+        https=settings.https, frame_src=frame_source(settings.frames_base())
     )
     # The stream is served outside the stack below: see liveblog/live/routing.py.
     stream_endpoint = live_routing.endpoint(
@@ -283,7 +283,7 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
             Middleware(
                 SecurityHeaders,
                 https=settings.https,
-                frame_base=settings.embed_frame_url or settings.base_url,
+                frame_base=settings.frames_base(),
             ),
             Middleware(FrameHostOnly, frame_url=settings.embed_frame_url),
             Middleware(
@@ -301,7 +301,7 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
             LoginRequired: login_required,
             BodyTooLarge: body_too_large,
             Exception: server_error_handler(
-                https=settings.https, frame_base=settings.embed_frame_url or settings.base_url
+                https=settings.https, frame_base=settings.frames_base()
             ),
         },
         lifespan=lifespan,

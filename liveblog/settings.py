@@ -283,6 +283,11 @@ class Settings(BaseSettings):
             raise ValueError("embed_frame_url must be another host than base_url")
         return self
 
+    def frames_base(self) -> str | None:
+        """Where embeds' click-through frames are served: their own host, else the site's
+        address (None: unknown; pages then allow ``'self'``, liveblog/headers.py)."""
+        return self.embed_frame_url or self.base_url
+
     def allowed_fetch_hosts(self) -> frozenset[str]:
         """``fetch_allow_hosts`` as the fetcher compares it: lowercased ``host:port``."""
         items = (part.strip().lower() for part in self.fetch_allow_hosts.split(","))

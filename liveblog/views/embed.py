@@ -138,7 +138,7 @@ async def embed_page(request: Request) -> Response:
     # The widget on it may frame the link embeds' click-through (docs/embeds.md), and
     # nothing else: as on every other page (liveblog/headers.py).
     settings = liveblog.settings
-    frames = frame_source(settings.embed_frame_url or settings.base_url)
+    frames = frame_source(settings.frames_base())
     return Response(
         html,
         media_type="text/html; charset=utf-8",

@@ -37,9 +37,11 @@ from playwright.sync_api import Request as BrowserRequest
 
 from liveblog.app import create_app
 from liveblog.settings import Settings
-from tests.browser.test_widget import HostSite
+from tests.browser.test_widget import HostSite, host
 from tests.embed_provider import FakeProvider, serving, settings_with
 from tests.support import Editor, LiveServer, bearer, make_editor, run_server
+
+__all__ = ["host"]  # a fixture, the widget tests' partner site
 
 SANDBOX = {"allow-scripts", "allow-popups", "allow-popups-to-escape-sandbox", "allow-presentation"}
 # Installed before any script of every frame (Playwright runs init scripts in child
@@ -68,14 +70,6 @@ def provider() -> Iterator[FakeProvider]:
 def settings(tmp_path: Path, provider: FakeProvider) -> Settings:
     """The browser ``server`` fixture's settings: the provider is allowed and known."""
     return settings_with(provider, tmp_path)
-
-
-@pytest.fixture
-def host() -> Iterator[HostSite]:
-    site = HostSite()
-    with run_server(site.app()) as live:
-        site.url = live.url
-        yield site
 
 
 @pytest.fixture

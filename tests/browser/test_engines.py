@@ -31,11 +31,14 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.webkitgtk.service import Service
 
-from liveblog.settings import Settings
+from tests.browser.test_embeds_browser import host, provider, settings
 from tests.browser.test_widget import HostSite
-from tests.embed_provider import FakeProvider, serving, settings_with
+from tests.embed_provider import FakeProvider
 from tests.services import skip_unless_ci
-from tests.support import Editor, LiveServer, bearer, run_server
+from tests.support import Editor, LiveServer, bearer
+
+# Fixtures: the fake provider on "localhost", the app settings that allow it, a partner site.
+__all__ = ["host", "provider", "settings"]
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("engine_driver.mjs")
@@ -266,27 +269,6 @@ def page(engine: Engine) -> Iterator[Engine]:
     errors = engine.errors()[errors_before:]
     engine.goto("about:blank")
     assert errors == [], f"{engine.name}: JavaScript errors on the page: {errors}"
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[FakeProvider]:
-    # "localhost" is another site than the app's 127.0.0.1, as a real provider is.
-    with serving("localhost") as fake:
-        yield fake
-
-
-@pytest.fixture
-def settings(tmp_path: Path, provider: FakeProvider) -> Settings:
-    """The ``server`` fixture's settings: the fake provider is allowed and known."""
-    return settings_with(provider, tmp_path)
-
-
-@pytest.fixture
-def host() -> Iterator[HostSite]:
-    site = HostSite()
-    with run_server(site.app()) as live:
-        site.url = live.url
-        yield site
 
 
 @pytest.fixture
