@@ -16,7 +16,9 @@ from bench.report import render_table
 from bench.run import Options, results_json, run
 
 SERVERS = ("liveblog", "nchan")
-SCENARIOS = ("idle", "hectic", "redis", "wrk")
+# redis: `liveblog serve --workers 2` + Redis against nginx + nchan with two workers;
+# pushpin: Pushpin in front of liveblog in GRIP mode, against the one-worker nchan.
+SCENARIOS = ("idle", "hectic", "wrk", "redis", "pushpin")
 
 
 def parse(argv: list[str]) -> Options:
@@ -26,6 +28,26 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--hectic-seconds", type=float, default=60.0)
     parser.add_argument("--hectic-rate", type=float, default=2.0, help="updates per second")
     parser.add_argument("--wrk-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--connect-concurrency",
+        type=int,
+        default=500,
+        help="the bench's own pattern: at most this many connects in flight",
+    )
+    parser.add_argument(
+        "--connect-batch",
+        type=int,
+        default=500,
+        help="the paced pattern: this many new "
+        "connects every --connect-interval seconds, whether or not earlier ones completed",
+    )
+    parser.add_argument("--connect-interval", type=float, default=0.05)
+    parser.add_argument(
+        "--pushpin-concurrency",
+        type=int,
+        default=50,
+        help="the pushpin scenario: at most this many requests awaiting their head",
+    )
     parser.add_argument(
         "--servers", default=",".join(SERVERS), help=f"comma-separated, of {SERVERS}"
     )
@@ -44,7 +66,7 @@ def parse(argv: list[str]) -> Options:
         "--pin",
         action="store_true",
         help="keep this client off the servers' core: the client on the last CPU, each "
-        "one-worker server on CPU 0 (two workers + Redis and wrk run unpinned)",
+        "one-worker server on CPU 0 (wrk, two workers + Redis and Pushpin run unpinned)",
     )
     args = parser.parse_args(argv)
     servers = tuple(name for name in args.servers.split(",") if name)
@@ -63,6 +85,10 @@ def parse(argv: list[str]) -> Options:
         servers=servers,
         scenarios=scenarios,
         wrk_seconds=args.wrk_seconds,
+        connect_concurrency=args.connect_concurrency,
+        connect_batch=args.connect_batch,
+        connect_interval=args.connect_interval,
+        pushpin_concurrency=args.pushpin_concurrency,
         json_path=args.json,
         profile_dir=args.profile,
         pin=args.pin,

@@ -51,6 +51,7 @@ class Reader(asyncio.Protocol):
         "_sse",
         "_swarm",
         "closed",
+        "head_waiter",
         "last_seq",
         "ready",
         "transport",
@@ -68,6 +69,11 @@ class Reader(asyncio.Protocol):
         self.ready = False
         self.closed = False
         self.transport: asyncio.Transport | None = None
+        self.head_waiter: asyncio.Future[None] | None = None  # done at the head (or close)
+
+    def _headed(self) -> None:
+        if self.head_waiter is not None and not self.head_waiter.done():
+            self.head_waiter.set_result(None)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport; they have its methods.
@@ -103,12 +109,15 @@ class Reader(asyncio.Protocol):
             self._head = head
             return b""
         self._head = None
+        self._headed()
         status_line, _, headers = head[:end].partition(b"\r\n")
         if not status_line.startswith(b"HTTP/1.1 200"):
             self._swarm.errors.append(status_line.decode(errors="replace"))
+            self._swarm.reader_refused()
             self.close()
             return b""
         self._chunked = b"transfer-encoding: chunked" in headers.lower()
+        self._swarm.reader_headed()
         return head[end + 4 :]
 
     def _dechunk(self, data: bytes) -> bytes:
@@ -167,6 +176,7 @@ class Reader(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._headed()
         self._swarm.reader_closed(self)
 
     def close(self) -> None:
@@ -186,13 +196,18 @@ class Swarm:
     block_sizes: dict[int, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     disorders: int = 0
+    refused: int = 0  # readers answered other than 200 (and closed)
     ready_count: int = 0
+    headed_count: int = 0  # readers that got their response head
     unexpected_closes: int = 0
     closed_count: int = 0
     _closing: bool = False
+    _fail_on_refusal: bool = True
     _all_closed: asyncio.Future[None] | None = None
     _waiters: list[tuple[int, int, asyncio.Future[None]]] = field(default_factory=list)
     _ready_waiter: asyncio.Future[None] | None = None
+    _head_target: int = 0
+    _head_waiter: asyncio.Future[None] | None = None
 
     @property
     def request(self) -> bytes:
@@ -201,16 +216,44 @@ class Swarm:
             "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
         ).encode()
 
+    def reader_headed(self) -> None:
+        self.headed_count += 1
+        waiter = self._head_waiter
+        if waiter is not None and self.headed_count >= self._head_target and not waiter.done():
+            waiter.set_result(None)
+
     def reader_ready(self) -> None:
         self.ready_count += 1
+        self._check_ready()
+
+    def reader_refused(self) -> None:
+        self.refused += 1
+        self._check_ready()
+
+    def _check_ready(self) -> None:
         waiter = self._ready_waiter
-        if waiter is not None and self.ready_count >= len(self.readers) and not waiter.done():
+        if (
+            waiter is not None
+            and self.ready_count + self.refused >= len(self.readers)
+            and not waiter.done()
+        ):
             waiter.set_result(None)
 
     def reader_closed(self, reader: Reader) -> None:
         self.closed_count += 1
         if not self._closing:
             self.unexpected_closes += 1
+            waiter = self._ready_waiter
+            if (
+                self._fail_on_refusal
+                and not reader.ready
+                and waiter is not None
+                and not waiter.done()
+            ):
+                # Refused (a 5xx) or hung up while connecting: it will never be ready.
+                waiter.set_exception(
+                    RuntimeError(f"a reader was refused while connecting: {self.errors[-3:]}")
+                )
         elif (
             self.closed_count >= len(self.readers)
             and self._all_closed is not None
@@ -226,8 +269,16 @@ class Swarm:
             if wanted_seq == seq and count >= wanted and not future.done():
                 future.set_result(None)
 
-    async def connect(self, count: int, *, concurrency: int = 500, within: float = 120) -> float:
-        """Open ``count`` more readers; returns seconds until every one got its first block."""
+    async def connect(
+        self, count: int, *, concurrency: int = 500, within: float = 120, until_head: bool = False
+    ) -> float:
+        """Open ``count`` more readers, at most ``concurrency`` connects in flight (the
+        bench's own pattern); returns seconds until every one got its first block.
+
+        A connect is in flight until the TCP connection is made, or with ``until_head``
+        until the response head arrived: at most ``concurrency`` requests waiting for
+        their answer (a proxy that forwards each request to the origin is not sent
+        thousands at once)."""
         loop = asyncio.get_running_loop()
         target = len(self.readers) + count
         self._ready_waiter = loop.create_future()
@@ -238,13 +289,63 @@ class Swarm:
             async with gate:
                 reader = Reader(self)
                 self.readers.append(reader)
+                if until_head:
+                    reader.head_waiter = loop.create_future()
                 await loop.create_connection(lambda: reader, self.host, self.port)
+                if reader.head_waiter is not None:
+                    await reader.head_waiter
 
+        self._fail_on_refusal = not until_head
         async with asyncio.timeout(within):
             await asyncio.gather(*(open_one() for _ in range(count)))
-            if self.ready_count < target:
+            # With ``until_head``, refused readers (counted in ``refused`` and
+            # ``errors``) are left out; without, one fails the connect.
+            if self.ready_count + self.refused < target:
                 await self._ready_waiter
         return monotonic() - started
+
+    @property
+    def live(self) -> int:
+        """Readers that were not refused (those whose events are waited for)."""
+        return len(self.readers) - self.refused
+
+    async def connect_paced(
+        self, count: int, *, batch: int = 500, interval: float = 0.05, within: float = 120
+    ) -> float:
+        """Open ``count`` more readers, ``batch`` new connects every ``interval`` seconds
+        whether or not earlier ones completed (a crowd arriving, as an outside
+        measurement loaded it); returns seconds until every one got its response head.
+        Returns once each also has its first block (not timed)."""
+        loop = asyncio.get_running_loop()
+        target = len(self.readers) + count
+        self._ready_waiter = loop.create_future()
+        self._head_target = self.headed_count + count
+        self._head_waiter = loop.create_future()
+        started = monotonic()
+        connects: list[asyncio.Future[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]]] = []
+        async with asyncio.timeout(within):
+            opened = rounds = 0
+            while opened < count:
+                delay = started + rounds * interval - monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                for _ in range(min(batch, count - opened)):
+                    reader = Reader(self)
+                    self.readers.append(reader)
+                    connects.append(
+                        asyncio.ensure_future(
+                            loop.create_connection(lambda r=reader: r, self.host, self.port)  # type: ignore[misc]
+                        )
+                    )
+                opened += min(batch, count - opened)
+                rounds += 1
+            await asyncio.gather(*connects)
+            if self.headed_count < self._head_target:
+                await self._head_waiter
+            seconds = monotonic() - started
+            if self.ready_count < target:
+                await self._ready_waiter
+        return seconds
 
     async def wait_for(self, seq: int, count: int, within: float) -> bool:
         """Wait until ``count`` readers have event ``seq``; False on timeout."""

@@ -1,9 +1,10 @@
 """Where an idle reader's memory goes: ``python -m bench.memory [--readers N]``.
 
-Serves the app in this process (uvicorn, one worker, uvloop + httptools, as the bench
-runs it) under ``tracemalloc``, connects N readers to one story from a child process
-running the bench's client, and prints the memory they added per reader, by the source
-file that allocated it (uvicorn, asyncio, Starlette, the middleware, liveblog).
+Serves the app in this process (uvicorn, one worker, uvloop + liveblog's guarded
+httptools protocol, as ``liveblog serve`` runs it) under ``tracemalloc``, connects N
+readers to one story from a child process running the bench's client, and prints the
+memory they added per reader, by the source file that allocated it (uvicorn, asyncio,
+Starlette, the middleware, liveblog).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import uvloop
 from bench import servers
 from bench.client import Publisher, Swarm, raise_open_files_limit
 from bench.run import HOST, SLUG, _create_story
+from liveblog.server import uvicorn_options
+from liveblog.settings import Settings
 
 SETTLE = 2.0  # seconds for the readers to go idle before the second snapshot
 
@@ -72,17 +75,16 @@ async def measure(readers: int, top: int) -> None:
             LIVEBLOG_MAX_STREAMS_PER_CLIENT="0",
         )
         port = servers.free_port()
-        config = uvicorn.Config(
-            "liveblog.app:app_from_environment",
-            factory=True,
+        # As `liveblog serve` runs it: liveblog's guarded protocol.
+        options = uvicorn_options(
+            Settings(),
             host=HOST,
             port=port,
             loop="none",  # this process already runs uvloop
-            http="httptools",
-            access_log=False,
             log_level="warning",
             backlog=4096,
         )
+        config = uvicorn.Config("liveblog.app:app_from_environment", factory=True, **options)
         server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve())
         for _ in range(600):  # up to 30 s

@@ -143,8 +143,16 @@ def main() -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("patterns", nargs="*", choices=list(PATTERNS), default=list(PATTERNS))
+    # Checked here, not by ``choices``: argparse checks an empty "*" (or a list default)
+    # against the choices as one value, and refuses it (a bare run failed).
+    parser.add_argument(
+        "patterns", nargs="*", metavar="{quiet,crowd,burst}", help="all three by default"
+    )
     options = parser.parse_args()
+    unknown = [name for name in options.patterns if name not in PATTERNS]
+    if unknown:
+        parser.error(f"unknown patterns {unknown}; choose from {list(PATTERNS)}")
+    chosen: list[str] = options.patterns or list(PATTERNS)
     raise_open_files_limit(10_000)
     work = Path(tempfile.mkdtemp(prefix="publish-path-"))
     try:
@@ -155,7 +163,7 @@ def main() -> None:
         server.start()
         try:
             asyncio.run(server.answering())
-            asyncio.run(run(server.port, token.strip(), options.patterns))
+            asyncio.run(run(server.port, token.strip(), chosen))
         finally:
             server.stop()
     finally:

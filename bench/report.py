@@ -1,11 +1,15 @@
-"""The results table: liveblog's figure, nchan's, the ratio, the target, and whether it is met."""
+"""The results table: liveblog's figure, nchan's, the ratio, the target, and whether it is met.
+
+The two-worker rows compare two liveblog workers (+ Redis) with two nchan workers; the
+Pushpin rows put Pushpin's figures (liveblog behind it) in liveblog's column, against
+the one-worker nchan of the same run."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from bench.run import Phase, Results
+from bench.run import BOUNDED, HEADS, PACED, Phase, Results, ServerResult
 
 
 @dataclass
@@ -30,12 +34,15 @@ def _verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("yes" if ok else "NO")
 
 
-def _delivery(phase: Phase | None) -> str:
+def _delivery(phase: Phase | None, updates: int | None = None) -> str:
     if phase is None:
         return "-"
     share = 100 * phase.deliveries / phase.expected if phase.expected else 0.0
     order = "in order" if phase.in_order else "OUT OF ORDER"
-    return f"{share:.2f}% {order}"
+    # Fewer updates than asked for: the run gave up on one not delivered in time.
+    published = len(phase.updates)
+    cut = f" ({published} of {updates} updates)" if updates and published < updates else ""
+    return f"{share:.2f}% {order}{cut}"
 
 
 def rows(results: Results) -> list[Row]:
@@ -43,8 +50,10 @@ def rows(results: Results) -> list[Row]:
     ref = results.servers.get("nchan")
     table: list[Row] = []
     readers = ours.readers if ours else ref.readers if ref else 0
+    options = results.options
+    nan = math.nan
 
-    def compare(what: str, a: float, b: float, unit: str, limit: float) -> None:
+    def compare(what: str, a: float, b: float, unit: str, limit: float | None) -> None:
         ratio = _ratio(a, b)
         table.append(
             Row(
@@ -52,24 +61,37 @@ def rows(results: Results) -> list[Row]:
                 "-" if math.isnan(a) else f"{a:.2f}{unit}",
                 "-" if math.isnan(b) else f"{b:.2f}{unit}",
                 "-" if math.isnan(ratio) else f"{ratio:.2f}x",
-                f"<= {limit:g}x",
-                _verdict(None if math.isnan(ratio) else ratio <= limit),
+                "(information)" if limit is None else f"<= {limit:g}x",
+                _verdict(None if limit is None or math.isnan(ratio) else ratio <= limit),
             )
         )
 
+    def delivery(what: str, a: Phase | None, b: Phase | None) -> None:
+        table.append(
+            Row(what, _delivery(a), _delivery(b), "", "100%, in order",
+                _verdict(a.complete if a else None))
+        )  # fmt: skip
+
+    def connecting(label: str, a: ServerResult | None, b: ServerResult | None, limit: float | None,
+                   pattern: str = BOUNDED) -> None:  # fmt: skip
+        ca = a.connecting.get(pattern) if a else None
+        cb = b.connecting.get(pattern) if b else None
+        if ca is None and cb is None:
+            return
+        n = a.readers if a else b.readers if b else 0
+        compare(f"{label}time to connect {n} readers", ca.seconds if ca else nan,
+                cb.seconds if cb else nan, " s", limit)  # fmt: skip
+        compare(f"{label}server CPU per connection", ca.cpu_us if ca else nan,
+                cb.cpu_us if cb else nan, " us", None)  # fmt: skip
+        table.append(
+            Row(f"{label}connections dropped by a full accept queue",
+                str(ca.overflows) if ca else "-", str(cb.overflows) if cb else "-", "",
+                "(information)", "-")
+        )  # fmt: skip
+
     ours_idle = ours.idle if ours else None
     ref_idle = ref.idle if ref else None
-    table.append(
-        Row(
-            f"idle: every reader gets every update ({readers} readers)",
-            _delivery(ours_idle),
-            _delivery(ref_idle),
-            "",
-            "100%, in order",
-            _verdict(ours_idle.complete if ours_idle else None),
-        )
-    )
-    nan = math.nan
+    delivery(f"idle: every reader gets every update ({readers} readers)", ours_idle, ref_idle)
     ref_p99 = ref_idle.p99_ms if ref_idle else nan
     ours_p99 = ours_idle.p99_ms if ours_idle else nan
     compare("idle: p99 post-to-delivery", ours_p99, ref_p99, " ms", 1.25)
@@ -80,36 +102,16 @@ def rows(results: Results) -> list[Row]:
         " KiB",
         1.0,
     )
-    compare(
-        f"time to connect {readers} readers",
-        ours.connect_s if ours else nan,
-        ref.connect_s if ref else nan,
-        " s",
-        1.5,
-    )
-    table.append(
-        Row("connections dropped by a full accept queue while connecting",
-            str(ours.connect_overflows) if ours else "-",
-            str(ref.connect_overflows) if ref else "-", "", "(information)", "-")
-    )  # fmt: skip
+    in_flight = options.get("connect_concurrency", 500)
+    batch = options.get("connect_batch", 500)
+    every = options.get("connect_interval", 0.05) * 1000
+    connecting(f"connect, {in_flight} in flight: ", ours, ref, 1.5)
+    connecting(f"connect, {batch} every {every:g} ms: ", ours, ref, 1.5, PACED)
     hectic = ours.hectic if ours else None
     if hectic is not None:
-        options = results.options
         label = f"hectic: {options['hectic_rate']:g}/s for {options['hectic_seconds']:g} s"
-        table.append(
-            Row(f"{label}, delivery", _delivery(hectic), _delivery(ref.hectic if ref else None),
-                "", "100%, in order", _verdict(hectic.complete))
-        )  # fmt: skip
+        delivery(f"{label}, delivery", hectic, ref.hectic if ref else None)
         compare(f"{label}, p99 vs nchan's idle p99", hectic.p99_ms, ref_p99, " ms", 2.0)
-    if results.redis is not None:
-        redis = results.redis
-        table.append(
-            Row("2 workers + Redis, delivery", _delivery(redis), "", "", "100%, in order",
-                _verdict(redis.complete))
-        )  # fmt: skip
-        compare("2 workers + Redis, p99 vs nchan's idle p99", redis.p99_ms, ref_p99, " ms", 1.5)
-    elif results.redis_note:
-        table.append(Row("2 workers + Redis", "not run", "", "", results.redis_note, "-"))
     # For information: no target.
     compare_info = [
         ("idle: p50 post-to-delivery", "p50_ms"),
@@ -120,12 +122,7 @@ def rows(results: Results) -> list[Row]:
         a = getattr(ours_idle, attribute) if ours_idle else nan
         b = getattr(ref_idle, attribute) if ref_idle else nan
         unit = " us" if attribute == "cpu_us_per_event" else " ms"
-        ratio = _ratio(a, b)
-        table.append(
-            Row(what, "-" if math.isnan(a) else f"{a:.2f}{unit}",
-                "-" if math.isnan(b) else f"{b:.2f}{unit}",
-                "-" if math.isnan(ratio) else f"{ratio:.2f}x", "(information)", "-")
-        )  # fmt: skip
+        compare(what, a, b, unit, None)
     if results.wrk:
         full, cached = results.wrk["full_page_rps"], results.wrk["not_modified_rps"]
         table.append(Row("story page, full render (wrk)", f"{full:.0f} req/s", "", "", "", "-"))
@@ -135,6 +132,47 @@ def rows(results: Results) -> list[Row]:
         )  # fmt: skip
     elif results.wrk_note:
         table.append(Row("story page (wrk)", "not run", "", "", results.wrk_note, "-"))
+    if results.redis:
+        two, two_ref = results.redis.get("liveblog"), results.redis.get("nchan")
+        w = "2 workers (liveblog + Redis; nchan): "
+        a, b = (two.idle if two else None), (two_ref.idle if two_ref else None)
+        delivery(f"{w}delivery", a, b)
+        compare(f"{w}p50 post-to-delivery", a.p50_ms if a else nan, b.p50_ms if b else nan,
+                " ms", None)  # fmt: skip
+        compare(f"{w}p99 post-to-delivery", a.p99_ms if a else nan, b.p99_ms if b else nan,
+                " ms", 1.5)  # fmt: skip
+        compare(f"{w}memory per reader (both workers)", two.kib_per_reader if two else nan,
+                two_ref.kib_per_reader if two_ref else nan, " KiB", 1.0)  # fmt: skip
+        connecting(w, two, two_ref, 1.5)
+    elif results.redis_note:
+        table.append(Row("2 workers + Redis", "not run", "", "", results.redis_note, "-"))
+    if results.pushpin is not None:
+        pp = results.pushpin
+        v = "via Pushpin (GRIP) vs nchan, 1 worker: "
+        table.append(
+            Row(f"{v}delivery", _delivery(pp.idle, options.get("updates")), _delivery(ref_idle),
+                "", "100%, in order", _verdict(pp.idle.complete if pp.idle else None))
+        )  # fmt: skip
+        compare(f"{v}p50 post-to-delivery", pp.idle.p50_ms if pp.idle else nan,
+                ref_idle.p50_ms if ref_idle else nan, " ms", None)  # fmt: skip
+        compare(f"{v}p99 post-to-delivery", pp.idle.p99_ms if pp.idle else nan, ref_p99,
+                " ms", None)  # fmt: skip
+        compare(f"{v}memory per reader (Pushpin's processes)", pp.kib_per_reader,
+                ref.kib_per_reader if ref else nan, " KiB", None)  # fmt: skip
+        table.append(
+            Row(f"{v}liveblog's own memory per reader", f"{pp.origin_kib_per_reader:.2f} KiB",
+                "", "", "(information)", "-")
+        )  # fmt: skip
+        compare(f"{v}CPU per delivered event (Pushpin's)",
+                pp.idle.cpu_us_per_event if pp.idle else nan,
+                ref_idle.cpu_us_per_event if ref_idle else nan, " us", None)  # fmt: skip
+        table.append(
+            Row(f"{v}readers refused while connecting ({options.get('pushpin_concurrency')} "
+                "awaiting their head)", str(pp.refused), "", "", "0", _verdict(pp.refused == 0))
+        )  # fmt: skip
+        connecting(v, pp, ref, None, HEADS)
+    elif results.pushpin_note:
+        table.append(Row("via Pushpin (GRIP)", "not run", "", "", results.pushpin_note, "-"))
     return table
 
 

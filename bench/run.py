@@ -3,9 +3,15 @@
 For each server: warm up, take the baseline (RSS), connect N readers (time), let them
 idle (RSS again), publish updates one at a time and wait for every reader to get each
 (the idle latency), then, optionally, post 2 updates/s for a minute with the readers
-attached (the hectic newsroom). Then, when the Redis backend exists, two liveblog
-workers sharing one Redis with N/2 readers each; then wrk against the story page, in
-full and as a conditional GET answered 304.
+attached (the hectic newsroom). Readers connect in two patterns, a round each: the
+bench's own (at most 500 connects in flight) and paced (500 new connects every 50 ms,
+whether or not earlier ones completed, as an outside measurement loaded the server).
+Then wrk against the story page, in full and as a conditional GET answered 304. Then
+("redis") ``liveblog serve --workers 2`` sharing a private Redis against nginx + nchan
+with two workers, N readers each; then ("pushpin") Pushpin in front of ``liveblog
+serve`` in GRIP mode, N readers on Pushpin, against the one-worker nchan figures.
+
+liveblog runs as ``liveblog serve`` (bench/servers.py), logging to a file.
 """
 
 from __future__ import annotations
@@ -28,12 +34,26 @@ from typing import Any
 from bench import servers
 from bench.client import Delivery, Publisher, Swarm, deliveries, percentile
 from bench.profile import Profiler
+from bench.pushpin import PushpinRun, pushpin_available
 
 HOST = "127.0.0.1"
 SLUG = "bench-story"
 WARMUP_READERS = 50
+PRIMER_READERS = 5  # the pushpin scenario's (run_pushpin)
 ROUNDS = 2  # of connecting and idle updates, the servers taking turns
 DELIVERY_TIMEOUT = 30.0
+# How readers connect, one pattern per round (round n uses PATTERNS[n % 2]).
+BOUNDED = "bounded"  # at most Options.connect_concurrency connects in flight
+PACED = "paced"  # Options.connect_batch new connects every Options.connect_interval s
+PATTERNS = (BOUNDED, PACED)
+# Through Pushpin: at most Options.pushpin_concurrency requests awaiting their response
+# head. Pushpin forwards each new reader's request to liveblog (through zurl), and sent
+# all at once (the TCP connects bounded, each request right after), thousands of them
+# were answered 502 (zurl: max_open_requests, 2,000 in Debian's config) or 500 ("Accept
+# service unavailable", the handler), in a test run of 10,000; with 500 awaiting their
+# head, 2,368 of 10,000 still were, with 100, 30 (on 2 busy cores). Refused readers
+# are counted (ServerResult.refused) and make the delivery incomplete.
+HEADS = "heads"
 # An update as an editor writes one: a headline-sized first sentence, a paragraph, a link.
 BODY = (
     "**Update {n}:** the river crested at 4.2 m at the old bridge shortly after midnight, "
@@ -51,9 +71,13 @@ class Options:
     hectic_seconds: float = 60.0
     hectic_rate: float = 2.0
     servers: tuple[str, ...] = ("liveblog", "nchan")
-    scenarios: tuple[str, ...] = ("idle", "hectic", "redis", "wrk")
+    scenarios: tuple[str, ...] = ("idle", "hectic", "wrk", "redis", "pushpin")
     wrk_seconds: float = 10.0
     connect_concurrency: int = 500
+    connect_batch: int = 500
+    connect_interval: float = 0.05
+    # Through Pushpin: requests awaiting their head at once (HEADS, below).
+    pushpin_concurrency: int = 50
     json_path: Path | None = None
     profile_dir: Path | None = None
     pin: bool = False
@@ -83,22 +107,42 @@ class Phase:
 
 
 @dataclass
+class Connecting:
+    """Connecting N readers in one pattern: one entry per round that used it."""
+
+    runs_s: list[float] = field(default_factory=list)
+    cpu_us_runs: list[float] = field(default_factory=list)  # server CPU per reader
+    overflows: int = 0  # connections the kernel dropped, the accept queue full
+
+    @property
+    def seconds(self) -> float:
+        return statistics.mean(self.runs_s) if self.runs_s else math.nan
+
+    @property
+    def cpu_us(self) -> float:
+        return statistics.mean(self.cpu_us_runs) if self.cpu_us_runs else math.nan
+
+
+@dataclass
 class ServerResult:
     name: str
     readers: int
-    connect_s: float = math.nan
-    rss_base_kib: int = 0
+    rss_base_kib: int = 0  # summed over the processes doing the work
     rss_idle_kib: int = 0
-    connect_cpu_us: float = math.nan  # server CPU (user + system) per connected reader
-    connect_overflows: int = 0  # connections the kernel dropped, the accept queue full
-    connect_runs: list[float] = field(default_factory=list)  # seconds, one per round
-    connect_cpu_runs: list[float] = field(default_factory=list)
+    connecting: dict[str, Connecting] = field(default_factory=dict)  # by pattern
     idle: Phase | None = None
     hectic: Phase | None = None
+    # Behind a proxy (the pushpin scenario): liveblog's own growth and CPU.
+    origin_kib_per_reader: float = math.nan
+    origin_cpu_us_per_event: float = math.nan
+    refused: int = 0  # readers answered other than 200 while connecting
 
     @property
     def kib_per_reader(self) -> float:
         return (self.rss_idle_kib - self.rss_base_kib) / self.readers
+
+    def connect(self, pattern: str = BOUNDED) -> Connecting:
+        return self.connecting.setdefault(pattern, Connecting())
 
 
 @dataclass
@@ -106,8 +150,11 @@ class Results:
     machine: dict[str, str]
     options: dict[str, Any]
     servers: dict[str, ServerResult] = field(default_factory=dict)
-    redis: Phase | None = None
+    # Two workers each: liveblog (+ Redis) and nchan, by those names.
+    redis: dict[str, ServerResult] = field(default_factory=dict)
     redis_note: str = ""
+    pushpin: ServerResult | None = None  # Pushpin's processes, liveblog behind it
+    pushpin_note: str = ""
     wrk: dict[str, float] = field(default_factory=dict)
     wrk_note: str = ""
 
@@ -227,17 +274,23 @@ async def publish_and_wait(server: Server, swarms: list[Swarm], count: int, read
 
 
 async def publish_some(
-    server: Server, swarms: list[Swarm], count: int
+    server: Server, swarms: list[Swarm], count: int, *, give_up: bool = False
 ) -> tuple[list[Delivery], tuple[float, float]]:
     """``count`` events, each only after every reader has the last: what each reader got
-    when, and the server's CPU (user, system) meanwhile."""
+    when, and the server's CPU (user, system) meanwhile. With ``give_up``, the first
+    event not delivered to every reader in DELIVERY_TIMEOUT is the last published."""
     sent: dict[int, float] = {}
     cpu_before = server.proc.cpu_times()
     for _ in range(count):
         seq, at = await server.publish()
         sent[seq] = at
+        delivered = True
         for swarm in swarms:
-            await swarm.wait_for(seq, len(swarm.readers), DELIVERY_TIMEOUT)
+            delivered &= await swarm.wait_for(seq, swarm.live, DELIVERY_TIMEOUT)
+        if give_up and not delivered:
+            print(f"  seq {seq} not delivered to every reader in {DELIVERY_TIMEOUT:g} s: "
+                  "no more updates", flush=True)  # fmt: skip
+            break
         await asyncio.sleep(0.2)
     return _merge(swarms, sent), cpu_since(server, cpu_before)
 
@@ -264,7 +317,7 @@ async def publish_paced(
         sent[seq] = at
     last = max(sent)
     for swarm in swarms:
-        await swarm.wait_for(last, len(swarm.readers), DELIVERY_TIMEOUT)
+        await swarm.wait_for(last, swarm.live, DELIVERY_TIMEOUT)
     await asyncio.sleep(0.5)  # stragglers of earlier events (a lost one stays lost)
     phase = summarise(_merge(swarms, sent), swarms, readers, cpu_since(server, cpu_before))
     phase.seconds = time.monotonic() - started
@@ -287,16 +340,23 @@ async def warm_up(server: Server, options: Options) -> Phase:
     await warm.connect(WARMUP_READERS, concurrency=options.connect_concurrency)
     phase = await publish_and_wait(server, [warm], 1, WARMUP_READERS)
     await warm.close()
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.5)
     return phase
 
 
 async def connect_readers(
-    server: Server, result: ServerResult, options: Options, *, first: bool
+    server: Server,
+    result: ServerResult,
+    options: Options,
+    *,
+    first: bool,
+    pattern: str = BOUNDED,
+    label: str = "",
 ) -> Swarm:
-    """Connect the readers: time, server CPU, accept-queue drops; on the ``first``
-    round, memory per idle reader too (later rounds reuse memory the first freed)."""
-    name = result.name
+    """Connect the readers in ``pattern``: time, server CPU, accept-queue drops; on the
+    ``first`` round, memory per idle reader too (later rounds reuse memory the first
+    freed)."""
+    name = label or result.name
     proc = server.proc
     profiler = None
     if first and options.profile_dir is not None and isinstance(server, LiveblogServer):
@@ -306,26 +366,51 @@ async def connect_readers(
     rss_base = proc.rss_kib()
     cpu_before = proc.cpu_times()
     overflows_before = servers.listen_overflows()
-    seconds = await swarm.connect(options.readers, concurrency=options.connect_concurrency)
+    if pattern == PACED:
+        seconds = await swarm.connect_paced(
+            options.readers, batch=options.connect_batch, interval=options.connect_interval
+        )
+    else:
+        seconds = await swarm.connect(
+            options.readers,
+            concurrency=options.pushpin_concurrency
+            if pattern == HEADS
+            else options.connect_concurrency,
+            until_head=pattern == HEADS,
+        )
     cpu_us = sum(cpu_since(server, cpu_before)) / options.readers * 1e6
     # Each one waited for the client's SYN to be sent again, a second later at first.
     overflows = servers.listen_overflows() - overflows_before
     if profiler is not None:
         profiler.stop()
-    result.connect_runs.append(seconds)
-    result.connect_s = statistics.mean(result.connect_runs)
-    result.connect_cpu_runs.append(cpu_us)
-    result.connect_cpu_us = statistics.mean(result.connect_cpu_runs)
-    result.connect_overflows += overflows
+    connecting = result.connect(pattern)
+    connecting.runs_s.append(seconds)
+    connecting.cpu_us_runs.append(cpu_us)
+    connecting.overflows += overflows
+    result.refused += swarm.refused
     if first:
-        await asyncio.sleep(2.0)
+        # Time for the servers' allocations to land: 2 s for 10,000 readers, a fraction
+        # of that for the few hundred of CI's run (tests/test_perf_guard.py).
+        await asyncio.sleep(min(2.0, 0.2 + options.readers / 5000))
         result.rss_base_kib = rss_base
         result.rss_idle_kib = proc.rss_kib()
+    how = (
+        f"{options.connect_batch} every {options.connect_interval * 1000:g} ms"
+        if pattern == PACED
+        else f"{options.pushpin_concurrency} awaiting their head"
+        if pattern == HEADS
+        else f"{options.connect_concurrency} in flight"
+    )
     print(
-        f"  {name}: {options.readers} readers connected in {seconds:.2f} s "
+        f"  {name}: {options.readers} readers connected ({how}) in {seconds:.2f} s "
         f"({cpu_us:.0f} us of server CPU each), "
         + (f"{result.kib_per_reader:.1f} KiB RSS each; " if first else "")
-        + f"{overflows} connections dropped by a full accept queue",
+        + f"{overflows} connections dropped by a full accept queue"
+        + (
+            f"; {swarm.refused} readers REFUSED {sorted(set(swarm.errors))}"
+            if swarm.refused
+            else ""
+        ),
         flush=True,
     )
     return swarm
@@ -349,8 +434,14 @@ async def run_rounds(chosen: dict[str, Server], options: Options) -> dict[str, S
             server = chosen[name]
             # Hung-up readers cost the server they left some CPU after the client has
             # closed them: none of that may land in the next server's connecting.
-            await settle(list(chosen.values()))
-            swarm = await connect_readers(server, results[name], options, first=number == 0)
+            await settle([server.proc for server in chosen.values()])
+            swarm = await connect_readers(
+                server,
+                results[name],
+                options,
+                first=number == 0,
+                pattern=PATTERNS[number % len(PATTERNS)],
+            )
             swarms[name].append(swarm)
             try:
                 if "idle" in options.scenarios and share:
@@ -374,17 +465,20 @@ async def run_rounds(chosen: dict[str, Server], options: Options) -> dict[str, S
     return results
 
 
-async def settle(running: list[Server], *, quiet_ms: float = 20.0, within: float = 30.0) -> None:
+async def settle(
+    running: list[servers.Proc], *, quiet_ms: float = 20.0, within: float = 30.0
+) -> None:
     """Wait until none of the servers used more than ``quiet_ms`` of CPU in half a second;
     and collect this process's garbage meanwhile (automatic collection is off: main)."""
     gc.collect()
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        before = [server.proc.cpu_times() for server in running]
+        before = [proc.cpu_times() for proc in running]
         await asyncio.sleep(0.5)
-        busy = [
-            sum(cpu_since(server, was)) * 1000 for server, was in zip(running, before, strict=True)
-        ]
+        busy = []
+        for proc, was in zip(running, before, strict=True):
+            user, system = proc.cpu_times()
+            busy.append((user - was[0] + system - was[1]) * 1000)
         if max(busy) <= quiet_ms:
             return
 
@@ -423,51 +517,140 @@ def _print_phase(label: str, phase: Phase, *, per_update: bool = True) -> None:
 
 
 def redis_backend_missing() -> str | None:
-    if not (Path(servers.ROOT) / "liveblog" / "hub" / "redis.py").exists():
-        return "liveblog/hub/redis.py does not exist yet (the scale-out issue adds it)"
     if shutil.which("redis-server") is None:
         return "redis-server is not installed"
-    try:
-        servers.liveblog_settings(Path("/nonexistent"), "redis://127.0.0.1:6379/0")
-    except ValueError as exc:
-        return f"the settings refuse redis:// ({exc.__class__.__name__})"
     return None
 
 
-async def run_redis(work: Path, token: str, options: Options, next_seq: int) -> Phase:
+async def idle_scenario(
+    server: Server,
+    options: Options,
+    result: ServerResult,
+    label: str,
+    pattern: str = BOUNDED,
+    *,
+    give_up: bool = False,
+) -> Swarm:
+    """Connect N readers (the bench's own pattern, memory measured), publish the idle
+    updates; returns the swarm, still connected (the caller closes it)."""
+    swarm = await connect_readers(server, result, options, first=True, label=label, pattern=pattern)
+    got, cpu = await publish_some(server, [swarm], options.updates, give_up=give_up)
+    result.idle = summarise(got, [swarm], options.readers, cpu)
+    _print_phase(label, result.idle)
+    return swarm
+
+
+async def run_workers(
+    work: Path, token: str, options: Options, next_seq: int, nchan_block: int
+) -> tuple[dict[str, ServerResult], int]:
+    """``liveblog serve --workers 2`` sharing a private Redis, against nginx + nchan with
+    ``worker_processes 2``: N readers each (the kernel spreads them over the workers),
+    the idle updates; memory and CPU summed over each server's two workers. Returns the
+    figures and the story's next sequence number."""
     redis = servers.start_redis(work)
     url = f"redis://127.0.0.1:{redis.port}/0"
-    workers: list[servers.Proc] = []
-    publisher: Publisher | None = None
-    swarms: list[Swarm] = []
+    started: list[Server] = []
+    results: dict[str, ServerResult] = {}
     try:
-        for _ in range(2):
-            workers.append(servers.start_liveblog(work / "liveblog", broadcast_url=url))
-        publisher = Publisher(HOST, workers[0].port, {"Authorization": f"Bearer {token}"})
-        server = LiveblogServer(workers[0], f"/stories/{SLUG}/events", publisher)
-        server.next_seq = next_seq
-        half = options.readers // 2
-        for worker, count in zip(workers, (half, options.readers - half), strict=True):
-            swarm = Swarm(HOST, worker.port, server.stream_path)
-            await swarm.connect(count, concurrency=options.connect_concurrency)
-            swarms.append(swarm)
-        await asyncio.sleep(1.0)
-        # Both workers' CPU, not only the publishing one's.
-        other_before = workers[1].cpu_times()
-        phase = await publish_and_wait(server, swarms, options.updates, options.readers)
-        other = workers[1].cpu_times()
-        other_cpu = other[0] - other_before[0] + other[1] - other_before[1]
-        phase.cpu_us_per_event += other_cpu / max(1, phase.deliveries) * 1e6
-        _print_phase("liveblog 2 workers + redis", phase)
-        return phase
-    finally:
-        for swarm in swarms:
+        ours = servers.start_liveblog(
+            work / "liveblog", work / "logs" / "liveblog-2-workers.log", broadcast_url=url,
+            workers=2,
+        )  # fmt: skip
+        liveblog = LiveblogServer(
+            ours,
+            f"/stories/{SLUG}/events",
+            Publisher(HOST, ours.port, {"Authorization": f"Bearer {token}"}),
+        )
+        liveblog.next_seq = next_seq
+        started.append(liveblog)
+        chosen: dict[str, Server] = {"liveblog": liveblog}
+        if "nchan" in options.servers:
+            theirs = servers.start_nchan(work / "nginx-2-workers", workers=2)
+            nchan = NchanServer(theirs, "/sub", Publisher(HOST, theirs.port))
+            nchan.block_bytes = nchan_block
+            started.append(nchan)
+            chosen = {"nchan": nchan, "liveblog": liveblog}
+        for server in chosen.values():
+            await warm_up(server, options)
+        for name, server in chosen.items():
+            await settle([one.proc for one in started])
+            result = results[name] = ServerResult(name=name, readers=options.readers)
+            swarm = await idle_scenario(server, options, result, f"{name} 2 workers")
             await swarm.close()
-        if publisher is not None:
-            await publisher.close()
-        for worker in workers:
-            worker.stop()
+        return results, liveblog.next_seq
+    finally:
+        for server in started:
+            await server.publisher.close()
+            server.proc.stop()
         redis.stop()
+
+
+async def run_pushpin(work: Path, token: str, options: Options, next_seq: int) -> ServerResult:
+    """Pushpin (+ its zurl) in front of ``liveblog serve`` with ``LIVEBLOG_GRIP_URL``:
+    N readers on Pushpin, the idle updates posted to liveblog. Memory and CPU are
+    Pushpin's (all its processes); liveblog's own are kept as the origin's."""
+    proxy_run = PushpinRun(work / "pushpin")
+    # Every reader's copy of an update is one of Pushpin's rate-limited actions: let one
+    # update to all readers leave at once, and two be waiting (bench/pushpin.py).
+    proxy_run.message_rate = max(proxy_run.message_rate, options.readers * 10)
+    proxy_run.message_hwm = max(proxy_run.message_hwm, options.readers * 2)
+    origin = servers.start_liveblog(
+        work / "liveblog", work / "logs" / "liveblog-grip.log", grip_url=proxy_run.grip_url
+    )
+    proxy: servers.Proc | None = None
+    publisher = Publisher(HOST, origin.port, {"Authorization": f"Bearer {token}"})
+    try:
+        proxy = proxy_run.start(origin.port)
+        # Readers connect to Pushpin (the server's proc); updates are posted to liveblog.
+        server = LiveblogServer(proxy, f"/stories/{SLUG}/events", publisher)
+        server.next_seq = next_seq
+        # Warm-up readers that stay: Pushpin subscribes to a story's channel when its
+        # first reader arrives, and a second later re-asks liveblog about every reader
+        # held by then (the hold's next link), 10 readers a second (Pushpin's update
+        # limiter batches readers with the same link; each liveblog link names its
+        # reader), holding back their events meanwhile. Measured here: a story Pushpin
+        # already serves. (The same limiter paces the refresh of every reader's link,
+        # every 30 s by default: with thousands of readers, events wait behind it; the
+        # updates stop at the first one not delivered in DELIVERY_TIMEOUT.)
+        # Few of them: Pushpin re-asks about each (10 a second) before it delivers to it.
+        primer = Swarm(HOST, proxy.port, server.stream_path)
+        await primer.connect(PRIMER_READERS, concurrency=PRIMER_READERS, until_head=True)
+        await publish_and_wait(server, [primer], 1, PRIMER_READERS)
+        await asyncio.sleep(1.5)  # past Pushpin's re-asking of the primer's readers
+        await settle([proxy, origin])
+        result = ServerResult(name="pushpin", readers=options.readers)
+        origin_base = origin.rss_kib()
+        origin_cpu = origin.cpu_times()
+        swarm = await idle_scenario(
+            server, options, result, "pushpin + liveblog (GRIP)", pattern=HEADS, give_up=True
+        )
+        try:
+            result.origin_kib_per_reader = (
+                origin.rss_kib() - origin_base
+            ) / options.readers  # fmt: skip
+            user, system = origin.cpu_times()
+            if result.idle is not None and result.idle.deliveries:
+                result.origin_cpu_us_per_event = (
+                    (user - origin_cpu[0] + system - origin_cpu[1]) / result.idle.deliveries * 1e6
+                )
+            print(
+                f"  liveblog behind pushpin: {result.origin_kib_per_reader:.2f} KiB RSS per "
+                f"reader; {result.origin_cpu_us_per_event:.2f} us CPU per delivered event "
+                f"(connecting and updates)",
+                flush=True,
+            )
+        finally:
+            await swarm.close()
+            await primer.close()
+        return result
+    except BaseException:
+        print(proxy_run.logs()[-3000:])
+        raise
+    finally:
+        await publisher.close()
+        if proxy is not None:
+            proxy.stop()
+        origin.stop()
 
 
 def run_wrk(url: str, seconds: float, headers: dict[str, str]) -> float:
@@ -514,6 +697,7 @@ async def wrk_story_page(port: int, seconds: float) -> dict[str, float]:
 
 async def run(options: Options) -> Results:
     results = Results(machine=machine(), options=_jsonable(asdict(options)))
+    print(f"  net.core.somaxconn: {results.machine['somaxconn']} (left as it is)", flush=True)
     with tempfile.TemporaryDirectory(prefix="liveblog-bench-") as tmp:
         work = Path(tmp)
         token = await servers.prepare_liveblog(work / "liveblog")
@@ -521,7 +705,7 @@ async def run(options: Options) -> Results:
         liveblog: LiveblogServer | None = None
         nchan: NchanServer | None = None
         try:
-            ours = servers.start_liveblog(work / "liveblog")
+            ours = servers.start_liveblog(work / "liveblog", work / "logs" / "liveblog.log")
             publisher = Publisher(HOST, ours.port, auth)
             liveblog = LiveblogServer(ours, f"/stories/{SLUG}/events", publisher)
             await _create_story(liveblog.publisher)
@@ -544,8 +728,9 @@ async def run(options: Options) -> Results:
             results.servers.update(await run_rounds(chosen, options))
             if "hectic" in options.scenarios:
                 for name, server in chosen.items():
-                    await settle(list(chosen.values()))
+                    await settle([one.proc for one in chosen.values()])
                     await run_hectic(server, results.servers[name], options)
+            nchan_block = nchan.block_bytes if nchan is not None else liveblog.block_bytes
             if nchan is not None:
                 await nchan.publisher.close()
                 nchan.proc.stop()
@@ -561,7 +746,7 @@ async def run(options: Options) -> Results:
                         f"in full, {results.wrk['not_modified_rps']:.0f} req/s as 304",
                         flush=True,
                     )
-            unpin()  # wrk and the two workers run where the scheduler puts them
+            unpin()  # wrk, two workers and Pushpin run where the scheduler puts them
             await liveblog.publisher.close()
             next_seq = liveblog.next_seq
             ours.stop()
@@ -572,7 +757,15 @@ async def run(options: Options) -> Results:
                     results.redis_note = missing
                     print(f"  two workers with Redis: skipped: {missing}", flush=True)
                 else:
-                    results.redis = await run_redis(work, token, options, next_seq)
+                    results.redis, next_seq = await run_workers(
+                        work, token, options, next_seq, nchan_block
+                    )
+            if "pushpin" in options.scenarios:
+                if not pushpin_available():
+                    results.pushpin_note = "pushpin, zurl or condure is not installed"
+                    print(f"  pushpin: skipped: {results.pushpin_note}", flush=True)
+                else:
+                    results.pushpin = await run_pushpin(work, token, options, next_seq)
         finally:
             for left in (liveblog, nchan):
                 if left is not None:
@@ -590,8 +783,9 @@ def pin(procs: list[servers.Proc]) -> None:
     last = max(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {last})
     for proc in procs:
-        for task in os.listdir(f"/proc/{proc.worker_pid}/task"):
-            os.sched_setaffinity(int(task), {0})
+        for pid in proc.worker_pids:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                os.sched_setaffinity(int(task), {0})
 
 
 def unpin() -> None:
@@ -617,12 +811,21 @@ def _jsonable(value: Any) -> Any:
 
 def results_json(results: Results) -> dict[str, Any]:
     data: dict[str, Any] = _jsonable(asdict(results))
-    for name, server in results.servers.items():
-        data["servers"][name]["kib_per_reader"] = server.kib_per_reader
+
+    def add(server: ServerResult, into: dict[str, Any]) -> None:
+        into["kib_per_reader"] = server.kib_per_reader
+        for pattern, connecting in server.connecting.items():
+            into["connecting"][pattern]["seconds"] = connecting.seconds
+            into["connecting"][pattern]["cpu_us"] = connecting.cpu_us
         for phase_name in ("idle", "hectic"):
             phase = getattr(server, phase_name)
             if phase is not None:
-                data["servers"][name][phase_name]["complete"] = phase.complete
-    if results.redis is not None:
-        data["redis"]["complete"] = results.redis.complete
+                into[phase_name]["complete"] = phase.complete
+
+    for name, server in results.servers.items():
+        add(server, data["servers"][name])
+    for name, server in results.redis.items():
+        add(server, data["redis"][name])
+    if results.pushpin is not None:
+        add(results.pushpin, data["pushpin"])
     return data

@@ -1,13 +1,16 @@
 """The servers under test, each a child process the bench starts and stops itself.
 
-* liveblog: ``uvicorn`` with one worker, uvloop and httptools, on a fresh SQLite file
-  (set up in-process through the app itself: schema, one editor with an API token).
-* nginx + nchan: Debian's nginx with the nchan module, one worker, not daemonised, with
-  a temporary prefix and ``bench/nchan.conf`` rendered into it.
+* liveblog: ``liveblog serve`` as a user runs it (its own guarded httptools protocol,
+  log level info with an access line per request, backlog 65535), one worker or
+  ``--workers N``, on a fresh SQLite file (set up in-process through the app itself:
+  schema, one editor with an API token); what it logs goes to a file.
+* nginx + nchan: Debian's nginx with the nchan module, one worker (or N), not
+  daemonised, with a temporary prefix and ``bench/nchan.conf`` rendered into it.
 * redis-server on a free port, for the two-worker scenario (never the shared 6379,
   where other test runs publish on the same channel names).
 
-``Proc`` reads a process's resident memory and CPU time from ``/proc``.
+``Proc`` reads the resident memory and CPU time of the processes doing a server's work
+from ``/proc`` (summed over them: liveblog's or nginx's workers, Pushpin's processes).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
@@ -63,36 +65,64 @@ def free_port() -> int:
         return port
 
 
-@dataclass
 class Proc:
-    """A started server: the process to stop, and the one doing the work (to measure)."""
+    """A started server: the process to stop, and the ones doing the work (to measure,
+    summed: each worker of ``--workers N``, each of Pushpin's processes). ``workers`` is
+    one pid or a list of them."""
 
-    name: str
-    popen: subprocess.Popen[bytes]
-    port: int
-    worker_pid: int
+    def __init__(
+        self,
+        name: str,
+        popen: subprocess.Popen[bytes],
+        port: int,
+        workers: int | list[int],
+        also: list[subprocess.Popen[bytes]] | None = None,  # stopped after ``popen``
+    ) -> None:
+        self.name = name
+        self.popen = popen
+        self.port = port
+        self.worker_pids = [workers] if isinstance(workers, int) else list(workers)
+        self.also = also or []
+
+    @property
+    def worker_pid(self) -> int:
+        return self.worker_pids[0]
 
     def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.worker_pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError(f"no VmRSS for {self.name}")
+        return sum(rss_kib(pid) for pid in self.worker_pids)
 
     def cpu_times(self) -> tuple[float, float]:
-        """Seconds of CPU the process used so far: (user, system)."""
-        stat = Path(f"/proc/{self.worker_pid}/stat").read_text()
-        # Fields after the command name (which may hold spaces) start at field 3.
-        fields = stat.rsplit(")", 1)[1].split()
-        return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+        """Seconds of CPU the processes used so far: (user, system)."""
+        user = system = 0.0
+        for pid in self.worker_pids:
+            one = cpu_times(pid)
+            user += one[0]
+            system += one[1]
+        return user, system
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
+        for popen in (self.popen, *self.also):
+            if popen.poll() is None:
+                popen.send_signal(signal.SIGTERM)
+                try:
+                    popen.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    popen.kill()
+                    popen.wait()
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # Fields after the command name (which may hold spaces) start at field 3.
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 def _raise_limit_in_child() -> None:
@@ -135,27 +165,79 @@ async def prepare_liveblog(data_dir: Path) -> str:
     return token
 
 
+def liveblog_command() -> list[str]:
+    """``liveblog``, the console script installed next to this Python."""
+    script = Path(sys.executable).with_name("liveblog")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "liveblog.cli"]
+
+
 def start_liveblog(
-    data_dir: Path, *, port: int | None = None, broadcast_url: str = "memory://"
+    data_dir: Path,
+    log: Path,
+    *,
+    port: int | None = None,
+    broadcast_url: str = "memory://",
+    workers: int = 1,
+    grip_url: str | None = None,
 ) -> Proc:
+    """``liveblog serve`` as a user starts it, settings in the environment; what it logs
+    (an access line per request at the default level) goes to ``log``: a terminal would
+    be written to as well, and a file is the fair stand-in."""
     port = port or free_port()
     env = {
         **os.environ,
         "LIVEBLOG_DATA_DIR": str(data_dir),
         "LIVEBLOG_SECRET_KEY": SECRET,
         "LIVEBLOG_BROADCAST_URL": broadcast_url,
-        # Every bench reader comes from 127.0.0.1: lift the per-address stream cap.
+        # Every bench reader comes from 127.0.0.1, where a deployment's readers come
+        # from many addresses: lift the per-address cap on open streams.
         "LIVEBLOG_MAX_STREAMS_PER_CLIENT": "0",
     }
-    command = [
-        sys.executable, "-m", "uvicorn", "--factory", "liveblog.app:app_from_environment",
-        "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-        "--no-access-log", "--log-level", "warning", "--backlog", str(BACKLOG),
-        "--timeout-graceful-shutdown", "3",
-    ]  # fmt: skip
-    popen = subprocess.Popen(command, cwd=ROOT, env=env, preexec_fn=_raise_limit_in_child)
-    _wait_for_port(popen, port, "liveblog")
-    return Proc("liveblog", popen, port, popen.pid)
+    if grip_url is not None:
+        env["LIVEBLOG_GRIP_URL"] = grip_url
+    command = [*liveblog_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        popen = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_raise_limit_in_child,
+        )
+    try:
+        _wait_for_port(popen, port, f"liveblog (log: {log})")
+        if workers == 1:
+            return Proc("liveblog", popen, port, [popen.pid])
+        # uvicorn's supervisor starts the workers (multiprocessing's spawn): its children
+        # that run Python code, not multiprocessing's resource tracker.
+        deadline = time.monotonic() + 30
+        while len(found := _workers(popen.pid)) < workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"liveblog started {len(found)} of {workers} workers")
+            time.sleep(0.05)
+        return Proc("liveblog", popen, port, found)
+    except BaseException:
+        popen.kill()
+        popen.wait()
+        raise
+
+
+def _workers(pid: int) -> list[int]:
+    found = []
+    for child in _children(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"resource_tracker" not in cmdline:
+            found.append(child)
+    return found
 
 
 def nchan_available() -> str | None:
@@ -172,24 +254,29 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in path.read_text().split()] if path.exists() else []
 
 
-def start_nchan(prefix: Path, *, port: int | None = None) -> Proc:
+def start_nchan(prefix: Path, *, port: int | None = None, workers: int = 1) -> Proc:
     port = port or free_port()
     prefix.mkdir(parents=True, exist_ok=True)
     # Where the hard limit cannot be raised (no CAP_SYS_RESOURCE), nginx gets what we have.
     open_files = raise_open_files_limit(OPEN_FILES)
     conf = Template(NCHAN_CONF.read_text()).substitute(
-        module=NCHAN_MODULE, prefix=prefix, port=port, open_files=open_files, backlog=BACKLOG
+        module=NCHAN_MODULE,
+        prefix=prefix,
+        port=port,
+        open_files=open_files,
+        backlog=BACKLOG,
+        workers=workers,
     )
     (prefix / "nginx.conf").write_text(conf)
     command = ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", "stderr"]
     popen = subprocess.Popen(command, env=os.environ, preexec_fn=_raise_limit_in_child)
     _wait_for_port(popen, port, "nginx")
     deadline = time.monotonic() + 10
-    while not (workers := _children(popen.pid)):
+    while len(found := _children(popen.pid)) < workers:
         if time.monotonic() > deadline:
-            raise RuntimeError("nginx started no worker")
+            raise RuntimeError(f"nginx started {len(found)} of {workers} workers")
         time.sleep(0.05)
-    return Proc("nchan", popen, port, workers[0])
+    return Proc("nchan", popen, port, found)
 
 
 def start_redis(work_dir: Path) -> Proc:
@@ -202,4 +289,4 @@ def start_redis(work_dir: Path) -> Proc:
     ]  # fmt: skip
     popen = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     _wait_for_port(popen, port, "redis-server")
-    return Proc("redis", popen, port, popen.pid)
+    return Proc("redis", popen, port, [popen.pid])

@@ -35,6 +35,7 @@ from liveblog.hub.presence import Presence
 from liveblog.limits import BodySizeLimit, BodyTooLarge
 from liveblog.live import grip
 from liveblog.live import routing as live_routing
+from liveblog.live.grip_stats import ProxyStats
 from liveblog.live.routing import LiveblogApp
 from liveblog.live.service import Live
 from liveblog.loaders import Reads
@@ -93,9 +94,8 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
     if settings.grip_url:  # a GRIP proxy holds the streams (liveblog/live/grip.py)
         stream_endpoint = grip_streams = grip.GripStoryEvents(
             stream_endpoint,
-            grip.GripConfig.parse(settings.grip_url),
+            grip.GripConfig.parse_all(settings.grip_url),
             keep_alive=settings.heartbeat_interval,
-            refresh=grip.refresh_interval(settings.presence_interval),
         )
 
     @asynccontextmanager
@@ -148,12 +148,21 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
             )
             await started(services, live)
             await started(services, hub)
-            presence = await started(
-                services,
-                Presence(hub, interval=settings.presence_interval)
-                if grip_streams is None  # else the proxy's readers count too
-                else grip.GripPresence(hub, grip_streams.held, interval=settings.presence_interval),
-            )
+            presence: Presence
+            if grip_streams is None:
+                presence = Presence(hub, interval=settings.presence_interval)
+            else:  # the readers the proxies hold count too, as they report them
+                proxy_stats = None
+                if settings.grip_stats_url:
+                    proxy_stats = await started(
+                        services,
+                        ProxyStats(
+                            [spec.strip() for spec in settings.grip_stats_url.split(",")],
+                            channel_prefix=grip.CHANNEL_PREFIX,
+                        ),
+                    )
+                presence = grip.GripPresence(hub, proxy_stats, interval=settings.presence_interval)
+            presence = await started(services, presence)
             stats = await started(
                 services, ReaderStats(db, presence, interval=settings.presence_interval)
             )
@@ -201,9 +210,10 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
             )
             if settings.grip_url and isinstance(newsroom, grip.GripNewsroom):
                 # Each event also goes to the GRIP proxy (liveblog/live/grip.py).
-                newsroom.grip = await started(
-                    services, grip.Publisher(grip.GripConfig.parse(settings.grip_url))
-                )
+                newsroom.grip = [
+                    await started(services, grip.Publisher(config))
+                    for config in grip.GripConfig.parse_all(settings.grip_url)
+                ]
             # Started after the hub and before the site serves: a schedule missed while
             # no process ran is published in its first round (liveblog/scheduler.py).
             scheduler = await started(
@@ -223,6 +233,7 @@ def create_app(settings: Settings | None = None) -> LiveblogApp:
                 ),
             )
             newsroom.on_events = sender.wake
+            newsroom.on_webhooks = sender.webhooks_changed
             # /media is served from here: StaticFiles answers 500 while it does not exist.
             settings.media_dir().mkdir(parents=True, exist_ok=True)
             app.state.liveblog = Liveblog(

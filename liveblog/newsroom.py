@@ -64,6 +64,14 @@ class Newsroom:
         self.on_schedule: Callable[[], None] | None = None
         # Called when events were committed (the webhook sender's wake).
         self.on_events: Callable[[], None] | None = None
+        # Called when this process created, replayed or removed a webhook, once committed
+        # (the webhook sender's "any endpoint?" answer is stale: it looks again, now).
+        self.on_webhooks: Callable[[], None] | None = None
+
+    def webhooks_changed(self) -> None:
+        """A webhook was created, replayed or removed here (call after the commit)."""
+        if self.on_webhooks is not None:
+            self.on_webhooks()
 
     def _schedules_changed(self) -> None:
         if self.on_schedule is not None:

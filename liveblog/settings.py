@@ -48,7 +48,13 @@ class Settings(BaseSettings):
     )
     grip_url: str | None = Field(
         default=None,
-        description="GRIP proxy (Pushpin, Fanout) holding the reader streams; docs/scaling.md.",
+        description="GRIP proxy (Pushpin, Fanout) holding the reader streams, or several "
+        "separated by commas (each gets every publish); docs/scaling.md.",
+    )
+    grip_stats_url: str | None = Field(
+        default=None,
+        description="The GRIP proxies' stats sockets (Pushpin's stats_spec, e.g. "
+        "tcp://127.0.0.1:5563; comma-separated): readers held there count in presence.",
     )
     secret_key: SecretStr | None = Field(
         default=None,

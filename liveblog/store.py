@@ -14,9 +14,10 @@ import re
 import unicodedata
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, and_, func, or_
+from sqlalchemy import ColumnElement, Table, and_, func, or_
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
@@ -50,6 +51,8 @@ from liveblog.models import (
 from liveblog.render import Renderer
 
 Order = Literal["newest", "oldest"]
+# The story table, for Core statements (``_append_event``).
+_STORY_TABLE = cast(Table, sa_inspect(Story).local_table)
 
 
 class StoreError(Exception):
@@ -88,17 +91,21 @@ async def get_story(
     query = select(Story).where(Story.slug == slug)
     if lock:
         # Postgres: serialise writers to one story. SQLite ignores FOR UPDATE; there
-        # the first write of the transaction takes the database's write lock, so make
-        # a no-op write first: otherwise the story is read before the lock and checks
-        # on it (ended? which update is pinned?) can be stale by the time it is written.
-        query = query.with_for_update(skip_locked=skip_locked)
+        # the first write of the transaction takes the database's write lock, so the
+        # story is read by a no-op write (RETURNING the row: one statement): otherwise
+        # it is read before the lock and checks on it (ended? which update is pinned?)
+        # can be stale by the time it is written.
         if session.get_bind().dialect.name == "sqlite":
-            await session.exec(
+            locked = (
                 sql_update(Story)
                 .where(col(Story.slug) == slug)
                 .values(last_seq=col(Story.last_seq))
+                .returning(Story)
                 .execution_options(synchronize_session=False)
             )
+            story: Story | None = (await session.exec(locked)).scalars().first()
+            return story
+        query = query.with_for_update(skip_locked=skip_locked)
     return (await session.exec(query)).first()
 
 
@@ -391,12 +398,14 @@ async def _append_event(
     closes: bool = False,
 ) -> StoryEvent:
     assert story.id is not None
+    # A Core statement on the table: the ORM's bulk-update machinery (it would leave the
+    # session alone anyway) costs more than the statement itself on every event.
+    table = _STORY_TABLE
     bump = (
-        sql_update(Story)
-        .where(col(Story.id) == story.id)
-        .values(last_seq=col(Story.last_seq) + 1, updated_at=utcnow())
-        .returning(col(Story.last_seq))
-        .execution_options(synchronize_session=False)
+        sql_update(table)
+        .where(table.c.id == story.id)
+        .values(last_seq=table.c.last_seq + 1, updated_at=utcnow())
+        .returning(table.c.last_seq)
     )
     seq = int((await session.exec(bump)).scalar_one())
     set_committed_value(story, "last_seq", seq)
@@ -652,6 +661,7 @@ async def post_update(
         raise StoreError("only a published update can be pinned")
     unpinned_id = await _unpin_current(session, story) if data.pinned else None
     body_html, embeds = renderer.update_body(data.body)
+    published = state == UpdateState.published
     update = Update(
         state=state,
         story_id=story.id,
@@ -664,6 +674,10 @@ async def post_update(
         pinned=data.pinned,
         created_at=created_at or utcnow(),
         publish_at=data.publish_at,
+        # Its publishing event is the story's next (the story is locked and no event
+        # comes before it): inserted with its place, the update needs no second write.
+        # (publishing_event sets the seq it drew; were it another, that is written.)
+        published_seq=story.last_seq + 1 if published else None,
         **{name: getattr(data, name) for name in IMAGE_FIELDS},
     )
     session.add(update)
@@ -674,7 +688,7 @@ async def post_update(
             session, story, AuditAction.scheduled, actor=author, update=update,
             detail=iso(data.publish_at) or "",
         )  # fmt: skip
-    if state != UpdateState.published:
+    if not published:
         return update, []  # nothing for readers: no event
     events = [await publishing_event(session, renderer, story, update, author=author, actor=author)]
     if data.pinned:

@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, delete, func, or_, update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from liveblog import store, tasks, webhooks
 from liveblog.db import Database
@@ -86,6 +87,14 @@ class WebhookSender:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._random = random.Random()
+        # Whether any endpoint exists, as last seen: True (some), None (not known), or
+        # the monotonic time a round found none. While none were seen less than a
+        # ``poll`` ago, a wake for committed events costs no query: nobody would be
+        # told. This process's own changes (``webhooks_changed``) forget the answer at
+        # once; another process's new endpoint is seen by the next round, a ``poll`` at
+        # most later, which looks again, and delivers its events from the log.
+        self._seen: bool | float | None = None
+        self._changes = 0  # bumped by ``webhooks_changed``: a look it overlapped is stale
         self.delivered = 0  # events this process delivered (2xx)
         self.failed = 0  # attempts that failed
 
@@ -97,8 +106,26 @@ class WebhookSender:
         await tasks.stop(task)
 
     def wake(self) -> None:
-        """Events were committed here: deliver now rather than at the next poll."""
+        """Events were committed here: deliver now rather than at the next poll (unless
+        a round found no endpoint at all less than a ``poll`` ago)."""
+        seen = self._seen
+        if seen is None or seen is True or time.monotonic() - seen >= self.poll:
+            self._wake.set()
+
+    def webhooks_changed(self) -> None:
+        """This process created, replayed or removed an endpoint (committed): whether any
+        exists is not known any more; look, and deliver what is due, now."""
+        self._changes += 1
+        self._seen = None
         self._wake.set()
+
+    async def _any_webhook(self, session: AsyncSession, changes: int) -> bool:
+        """Whether an endpoint exists; remembered (see ``_seen``) unless this process
+        changed its endpoints meanwhile (``changes``: the count when the round began)."""
+        found = (await session.exec(select(Webhook.id).limit(1))).first() is not None
+        if changes == self._changes:
+            self._seen = True if found else time.monotonic()
+        return found
 
     async def _run(self) -> None:
         while True:
@@ -116,7 +143,13 @@ class WebhookSender:
     async def run_once(self) -> int:
         """Deliver what is due; the number of cursors this round worked on."""
         now = self._clock()
+        changes = self._changes
         async with self.db.session() as session:
+            if self._seen is not True and not await self._any_webhook(session, changes):
+                # No endpoint, so no cursor: nothing is due, and nothing is behind.
+                if self.metrics is not None:
+                    self.metrics.set_webhook_backlog(0)
+                return 0
             behind = col(Story.last_seq) > col(WebhookCursor.last_seq)
             query = (
                 select(

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 
 from liveblog.app import create_app
 from liveblog.settings import Settings
-from tests.support import Editor, LiveServer, make_editor, run_server, settings_for
+from tests.support import Editor, LiveServer, make_editor, migrated_settings_for, run_server
 
 
 @pytest.fixture
@@ -25,7 +25,9 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return settings_for(tmp_path)
+    # The database is a copy of one migrated once per session (tests/test_schema.py
+    # starts apps on new and outdated databases).
+    return migrated_settings_for(tmp_path)
 
 
 @pytest.fixture

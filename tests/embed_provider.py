@@ -30,7 +30,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from liveblog.settings import Settings
-from tests.support import run_server, settings_for
+from tests.support import migrated_settings_for, run_server
 
 # Markup from a provider that wants to run script on our page, in every field.
 HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
@@ -190,7 +190,7 @@ def settings_with(fake: FakeProvider, data_dir: Path, **overrides: Any) -> Setti
     fake.hits.clear()
     fake.changed.clear()
     data_dir.mkdir(parents=True, exist_ok=True)
-    return settings_for(
+    return migrated_settings_for(
         data_dir,
         fetch_allow_hosts=urlsplit(fake.base).netloc,
         oembed_providers=fake.providers_file(data_dir),

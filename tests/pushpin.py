@@ -137,6 +137,11 @@ class Pushpin:
         """What liveblog's ``LIVEBLOG_GRIP_URL`` is set to (``key`` checks Grip-Sig)."""
         return f"http://127.0.0.1:{self.publish_port}?key={SIGNATURE_KEY}"
 
+    @property
+    def stats_url(self) -> str:
+        """What ``LIVEBLOG_GRIP_STATS_URL`` is set to: Pushpin's stats socket."""
+        return f"ipc://{self.run_dir}/stats"
+
     def write_routes(self, origins: list[Worker]) -> None:
         self.origins = origins
         self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,6 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ from liveblog import auth
 from liveblog.models import Role, User
 from liveblog.settings import Settings
 from liveblog.state import Liveblog
-from tests.support import PASSWORD, csrf_from
+from tests.support import PASSWORD, csrf_from, password_hash
 
 SESSION_COOKIE = auth.SESSION_COOKIE
 # Tables whose rows a failed request must leave exactly as they were. (api_token's
@@ -57,11 +56,6 @@ async def add_account(
         token = await auth.create_api_token(session, user, name="tests", read_only=read_only)
     assert user.id is not None
     return Account(username=username, user_id=user.id, token=token)
-
-
-@lru_cache(maxsize=1)
-def password_hash() -> str:
-    return auth.hash_password(PASSWORD)
 
 
 async def set_active(app: Starlette, user_id: int, active: bool) -> None:

@@ -30,7 +30,7 @@ from tests.security_support import (
     login_attempt,
     set_active,
 )
-from tests.support import bearer, csrf_from, settings_for
+from tests.support import bearer, csrf_from, migrated_settings_for
 
 pytestmark = pytest.mark.anyio
 
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     # Small limits, so the tests reach them in a few attempts.
-    return settings_for(
+    return migrated_settings_for(
         tmp_path,
         login_attempts_per_account=3,
         login_attempts_per_address=8,

@@ -26,7 +26,7 @@ from liveblog.limits import json_depth
 from liveblog.media import MAX_WIDTH, ORIENTATION_TAG, MediaStore
 from liveblog.settings import Settings
 from liveblog.views import api
-from tests.support import Editor, LiveServer, bearer, login, make_editor, settings_for
+from tests.support import Editor, LiveServer, bearer, login, make_editor, migrated_settings_for
 from tests.test_fanout import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -191,7 +191,7 @@ async def test_a_large_turned_photo_is_scaled_before_it_is_turned_upright(
 
 
 def decode_settings(tmp_path: Path, *, queue: int) -> Settings:
-    return settings_for(tmp_path, image_decode_concurrency=1, image_decode_queue=queue)
+    return migrated_settings_for(tmp_path, image_decode_concurrency=1, image_decode_queue=queue)
 
 
 async def test_an_upload_while_the_decoder_is_busy_and_no_line_gets_503(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from tests.support import (
     csrf_from,
     login,
     make_editor,
+    migrated_settings_for,
     run_server,
     settings_for,
 )
@@ -45,7 +46,7 @@ Lines = AsyncIterator[str]
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return settings_for(tmp_path, desk_presence_interval=INTERVAL)
+    return migrated_settings_for(tmp_path, desk_presence_interval=INTERVAL)
 
 
 # --- reading a channel -----------------------------------------------------------------

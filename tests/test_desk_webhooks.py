@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from liveblog.models import Webhook, utcnow
 from liveblog.settings import Settings
 from tests.factories import create_story, last_seq, post_update
-from tests.support import Editor, bearer, csrf_from, login, make_editor, settings_for
+from tests.support import Editor, bearer, csrf_from, login, make_editor, migrated_settings_for
 
 pytestmark = pytest.mark.anyio
 WAIT = 20.0
@@ -31,7 +31,7 @@ NOWHERE = "http://192.0.2.1/hook"
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return settings_for(tmp_path, webhook_poll=0.2, webhook_retry_base=0.3)
+    return migrated_settings_for(tmp_path, webhook_poll=0.2, webhook_retry_base=0.3)
 
 
 @pytest.fixture

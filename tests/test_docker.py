@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import http.server
 import json
 import os
@@ -75,7 +76,11 @@ def require_docker() -> None:
 
 def ensure_base_image() -> None:
     """Debian bookworm with python3 and venv, made here (no registry to pull from)."""
-    if docker("image", "inspect", BASE_IMAGE, check=False, timeout=30):
+    # (Asked for a missing image, `docker image inspect` prints "[]" and fails.)
+    found = subprocess.run(
+        ["docker", "image", "inspect", BASE_IMAGE], capture_output=True, timeout=30, check=False
+    )
+    if found.returncode == 0:
         return
     debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
     if not Path(debootstrap).exists():
@@ -95,42 +100,67 @@ def ensure_base_image() -> None:
         capture_output=True,
         timeout=900,
     )
-    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-    subprocess.run(["docker", "import", "-", BASE_IMAGE], stdin=tar.stdout, check=True)
-    tar.wait()
+    with subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE) as tar:
+        subprocess.run(["docker", "import", "-", BASE_IMAGE], stdin=tar.stdout, check=True)
+    assert tar.returncode == 0, "tar of the base's root file system failed"
     shutil.rmtree(rootfs, ignore_errors=True)
 
 
-def ensure_wheels() -> None:
-    """Every package the image installs, as wheels built by the host's pip."""
-    WHEELS.mkdir(parents=True, exist_ok=True)
+def _pip() -> list[str]:
     pip = [str(Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "python"), "-m"]
-    if not Path(pip[0]).exists():
-        pip = ["python3", "-m"]
+    return pip if Path(pip[0]).exists() else ["python3", "-m"]
+
+
+# What the wheelhouse is built from, besides pyproject.toml: the requirements
+# (the project with both broadcast backends' extras); the project's own build backend, for
+# the image's `pip install .`; and what the base's Python (Debian's 3.11.2) needs beyond
+# the host's (redis wants async-timeout before 3.11.3).
+EXTRAS = "[postgres,redis]"
+DOWNLOADS = ("hatchling", "async-timeout>=4.0.3")
+
+
+def wheels_key(pip: list[str]) -> str:
+    """A hash of what decides the wheelhouse's contents: pyproject.toml (the project's
+    dependencies), the requirements above and the Python that resolves them. The package
+    sources are not in it: the project's own wheel is left out of the wheelhouse (the
+    image builds the project from its source)."""
+    python = subprocess.run(
+        [pip[0], "-c", "import sys; print(sys.version)"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    digest = hashlib.sha256()
+    for part in ((ROOT / "pyproject.toml").read_bytes(), EXTRAS, *DOWNLOADS, python):
+        digest.update(part if isinstance(part, bytes) else part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def ensure_wheels() -> None:
+    """Every package the image installs, as wheels built by the host's pip; rebuilt only
+    when ``wheels_key`` changed (or a wheel of the last build is missing)."""
+    pip = _pip()
+    key = wheels_key(pip)
+    stamp = WHEELS / "key.json"
+    with contextlib.suppress(OSError, ValueError):
+        built = json.loads(stamp.read_text())
+        if built["key"] == key and all((WHEELS / name).is_file() for name in built["files"]):
+            return
+    shutil.rmtree(WHEELS, ignore_errors=True)  # nothing of an older build is left in it
+    WHEELS.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [*pip, "pip", "wheel", "--quiet", "--wheel-dir", str(WHEELS), f"{ROOT}[postgres,redis]"],
+        [*pip, "pip", "wheel", "--quiet", "--wheel-dir", str(WHEELS), f"{ROOT}{EXTRAS}"],
         check=True,
         timeout=900,
     )
-    # The project's own build backend, for the image's `pip install .`; and what the
-    # base's Python (Debian's 3.11.2) needs beyond the host's (redis wants async-timeout
-    # before 3.11.3).
     subprocess.run(
-        [
-            *pip,
-            "pip",
-            "download",
-            "--quiet",
-            "--dest",
-            str(WHEELS),
-            "hatchling",
-            "async-timeout>=4.0.3",
-        ],
+        [*pip, "pip", "download", "--quiet", "--dest", str(WHEELS), *DOWNLOADS],
         check=True,
         timeout=900,
     )
     for own in WHEELS.glob("liveblog-*.whl"):
         own.unlink()  # the image builds the project from its source, as users do
+    files = sorted(path.name for path in WHEELS.iterdir())
+    stamp.write_text(json.dumps({"key": key, "files": files}))
 
 
 @contextlib.contextmanager

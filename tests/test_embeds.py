@@ -23,7 +23,7 @@ from liveblog.app import create_app
 from liveblog.settings import Settings
 from tests.embed_provider import FakeProvider, serving, settings_with
 from tests.factories import create_story
-from tests.support import Editor, bearer, make_editor, settings_for
+from tests.support import Editor, bearer, make_editor, migrated_settings_for
 
 pytestmark = pytest.mark.anyio
 FETCH_TIMEOUT = 1.5
@@ -215,7 +215,7 @@ async def test_story_page_frames_only_the_click_through(
     page = await api.get("/stories/storm")
     # The site's address unknown: its own origin, where every other page refuses frames.
     assert "frame-src 'self';" in page.headers["content-security-policy"]
-    app = create_app(settings_for(tmp_path / "b", base_url="https://news.example.org"))
+    app = create_app(migrated_settings_for(tmp_path / "b", base_url="https://news.example.org"))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:

@@ -26,7 +26,15 @@ from liveblog.models import ProfilePatch
 from liveblog.settings import Settings
 from liveblog.state import Liveblog
 from tests.embed_provider import FakeProvider
-from tests.support import SECRET_KEY, bearer, login, make_editor, run_server, settings_for
+from tests.support import (
+    SECRET_KEY,
+    bearer,
+    login,
+    make_editor,
+    migrated_settings_for,
+    run_server,
+    settings_for,
+)
 
 pytestmark = pytest.mark.anyio
 SLUG = "storm-aurelia"
@@ -279,7 +287,7 @@ async def round_trip(source: Settings, targets: list[Settings]) -> None:
 
 
 async def test_round_trip_on_sqlite_reproduces_every_output(tmp_path: Path) -> None:
-    await round_trip(settings_for(tmp_path / "a"), [settings_for(tmp_path / "b")])
+    await round_trip(migrated_settings_for(tmp_path / "a"), [migrated_settings_for(tmp_path / "b")])
 
 
 # --- refusals -------------------------------------------------------------------------
@@ -287,7 +295,7 @@ async def test_round_trip_on_sqlite_reproduces_every_output(tmp_path: Path) -> N
 
 @pytest.fixture
 async def exported(tmp_path: Path) -> dict[str, Any]:
-    source = settings_for(tmp_path / "source")
+    source = migrated_settings_for(tmp_path / "source")
     async with running(source) as (app, client):
         await build_story(app, client)
         liveblog: Liveblog = app.state.liveblog
@@ -311,7 +319,7 @@ async def try_import(settings: Settings, document: Any) -> str:
 async def test_an_import_is_refused_whole_with_a_clear_reason(
     tmp_path: Path, exported: dict[str, Any]
 ) -> None:
-    target = settings_for(tmp_path / "target")
+    target = migrated_settings_for(tmp_path / "target")
     assert "format" in await try_import(target, {"format": "other"})
     assert "version 2" in await try_import(target, {**exported, "version": 2})
     broken = json.loads(json.dumps(exported))
@@ -336,7 +344,7 @@ async def test_an_import_is_refused_whole_with_a_clear_reason(
 
 
 async def test_imported_users_cannot_log_in(tmp_path: Path, exported: dict[str, Any]) -> None:
-    target = settings_for(tmp_path / "target")
+    target = migrated_settings_for(tmp_path / "target")
     async with running(target) as (app, client):
         liveblog: Liveblog = app.state.liveblog
         async with liveblog.db.transaction() as session:

@@ -25,9 +25,9 @@ from tests.support import (
     LiveServer,
     bearer,
     make_editor,
+    migrated_settings_for,
     open_stuck_reader,
     run_server,
-    settings_for,
 )
 
 STREAM_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=None)
@@ -225,7 +225,9 @@ BIG_BODY = "\N{WATER WAVE}" * 19_000
 
 @pytest.fixture
 def stuck_server(tmp_path: Path) -> Iterator[LiveServer]:
-    settings = settings_for(tmp_path, stream_backlog=BACKLOG, stream_send_timeout=SEND_TIMEOUT)
+    settings = migrated_settings_for(
+        tmp_path, stream_backlog=BACKLOG, stream_send_timeout=SEND_TIMEOUT
+    )
     with run_server(create_app(settings)) as live:
         yield live
 

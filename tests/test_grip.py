@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import calendar
 import json
-import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,11 +19,12 @@ from starlette.applications import Starlette
 
 from liveblog.app import create_app
 from liveblog.live import grip
+from liveblog.live.grip_stats import ProxyStats
 from liveblog.models import EventKind, StoryEvent
 from liveblog.settings import Settings
 from liveblog.state import Liveblog
 from tests.factories import create_story, end_story, last_seq, post_update
-from tests.support import Editor, bearer, make_editor, settings_for
+from tests.support import Editor, bearer, make_editor, migrated_settings_for, settings_for
 
 pytestmark = pytest.mark.anyio
 
@@ -41,7 +41,7 @@ def signature(key: str = KEY) -> str:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     # Nothing listens on the publish port: publishes are caught in ``published``.
-    return settings_for(tmp_path, grip_url=f"http://127.0.0.1:9?key={KEY}")
+    return migrated_settings_for(tmp_path, grip_url=f"http://127.0.0.1:9?key={KEY}")
 
 
 @pytest.fixture
@@ -63,8 +63,8 @@ def published(app: Starlette) -> list[dict[str, Any]]:
         return httpx.Response(200, text="Published\n")
 
     newsroom = app.state.liveblog.newsroom
-    assert isinstance(newsroom, grip.GripNewsroom) and newsroom.grip is not None
-    newsroom.grip._client = httpx.AsyncClient(transport=httpx.MockTransport(proxy))
+    assert isinstance(newsroom, grip.GripNewsroom) and len(newsroom.grip) == 1
+    newsroom.grip[0]._client = httpx.AsyncClient(transport=httpx.MockTransport(proxy))
     return items
 
 
@@ -89,7 +89,8 @@ async def idle(app: Starlette) -> None:
     liveblog: Liveblog = app.state.liveblog
     assert isinstance(liveblog.newsroom, grip.GripNewsroom) and liveblog.newsroom.grip
     async with asyncio.timeout(5):
-        await liveblog.newsroom.grip.idle()
+        for publisher in liveblog.newsroom.grip:
+            await publisher.idle()
 
 
 def ids(body: bytes) -> list[int]:
@@ -110,12 +111,8 @@ async def test_the_proxys_request_gets_a_hold_on_the_storys_channel(
     assert headers["grip-hold"] == "stream"
     assert headers["grip-channel"] == f"story-1; prev-id={newest}"
     assert headers["grip-keep-alive"] == ": heartbeat\\n\\n; format=cstring; timeout=15"
-    link = re.fullmatch(
-        rf"</stories/{SLUG}/events\?last_event_id={newest}&grip_reader=([\w-]+)>; "
-        r"rel=next; timeout=30",
-        headers["grip-link"],
-    )
-    assert link is not None, headers["grip-link"]
+    # One link for every reader of the story, no refresh: Pushpin batches identical links.
+    assert headers["grip-link"] == f"</stories/{SLUG}/events>; rel=next"
     assert headers["content-type"] == "text/event-stream; charset=utf-8"
     assert headers["cache-control"] == "no-store"
     assert headers["access-control-allow-origin"] == "*"
@@ -180,12 +177,12 @@ async def test_only_a_valid_signature_counts_as_the_proxy() -> None:
         headers = [] if value is None else [(b"grip-sig", value.encode())]
         return {"headers": headers}
 
-    assert grip.from_proxy(scope(signature()), config)
-    assert not grip.from_proxy(scope(signature("another-key-of-more-than-32-bytes!!")), config)
-    assert not grip.from_proxy(scope("not a jwt"), config)
-    assert not grip.from_proxy(scope(None), config)
+    assert grip.from_proxy(scope(signature()), [config])
+    assert not grip.from_proxy(scope(signature("another-key-of-more-than-32-bytes!!")), [config])
+    assert not grip.from_proxy(scope("not a jwt"), [config])
+    assert not grip.from_proxy(scope(None), [config])
     keyless = grip.GripConfig.parse("http://127.0.0.1:5561")
-    assert grip.from_proxy(scope("anything"), keyless)
+    assert grip.from_proxy(scope("anything"), [keyless])
     assert keyless.authorization() is None
 
 
@@ -246,43 +243,158 @@ async def test_without_the_setting_there_is_no_grip(tmp_path: Path) -> None:
         assert not isinstance(app.stream_endpoint, grip.GripStoryEvents)
 
 
-async def test_held_readers_are_counted_by_their_links_refreshes(
-    app: Starlette, api: httpx.AsyncClient
-) -> None:
-    """Each hold names its reader in the link the proxy re-fetches every refresh: the
-    readers held by the proxy are what presence reports (with the process's own)."""
-    liveblog: Liveblog = app.state.liveblog
-    tokens = []
-    for _ in range(3):
-        response = await api.get(f"/stories/{SLUG}/events", headers={"Grip-Sig": signature()})
-        match = re.search(r"grip_reader=([\w-]+)", response.headers["grip-link"])
-        assert match is not None
-        tokens.append(match[1])
-    assert len(set(tokens)) == 3
-    # The proxy's refresh of the first reader: same reader, not a new one.
-    refresh = await api.get(
-        f"/stories/{SLUG}/events?last_event_id=1&grip_reader={tokens[0]}",
-        headers={"Grip-Sig": signature(), "Grip-Last": "story-1; last-id=1"},
-    )
-    assert f"grip_reader={tokens[0]}>" in refresh.headers["grip-link"]
-    await liveblog.presence.report()
-    for _ in range(500):  # the report comes back through the hub's listener
-        if liveblog.presence.readers(1) == 3:
-            break
-        await asyncio.sleep(0.01)
-    assert liveblog.presence.readers(1) == 3
+def tnetstring(value: object) -> bytes:
+    """Encodes as Pushpin's stats socket does with ``stats_format=tnetstring``."""
+    if isinstance(value, bool):
+        body, kind = (b"true" if value else b"false"), b"!"
+    elif isinstance(value, int):
+        body, kind = str(value).encode(), b"#"
+    elif isinstance(value, str):
+        body, kind = value.encode(), b","
+    elif isinstance(value, dict):
+        body = b"".join(tnetstring(k) + tnetstring(v) for k, v in value.items())
+        kind = b"}"
+    else:
+        raise TypeError(value)
+    return str(len(body)).encode() + b":" + body + kind
 
 
-def test_a_reader_not_refreshed_for_two_intervals_has_left() -> None:
+def sub_packet(instance: str, channel: str, subscribers: int | None, *, form: str = "J") -> bytes:
+    """A ``sub`` packet as Pushpin's StatsManager writes it (subscribed, or unsubscribed
+    when ``subscribers`` is None)."""
+    packet: dict[str, object] = {"from": instance, "mode": "stream", "channel": channel}
+    if subscribers is None:
+        packet["unavailable"] = True
+    else:
+        packet.update(ttl=60, subscribers=subscribers)
+    body = json.dumps(packet).encode() if form == "J" else tnetstring(packet)
+    return b"sub " + form.encode() + body
+
+
+def test_sub_packets_are_read_in_both_stats_formats() -> None:
     now = [0.0]
-    held = grip.HeldReaders(30.0, clock=lambda: now[0])
-    held.seen(1, "a")
-    held.seen(1, "b")
-    held.seen(2, "c")
-    assert held.counts() == {1: 2, 2: 1}
-    now[0] = 45.0
-    held.seen(1, "a")  # refreshed
-    now[0] = 62.0
-    assert held.counts() == {1: 1}  # b and c were last heard 62 s ago
-    held.gone(1, "a")  # the story ended for it
-    assert held.counts() == {}
+    stats = ProxyStats([], channel_prefix="story-", clock=lambda: now[0])
+    stats.heard(sub_packet("pushpin-a", "story-1", 40))
+    stats.heard(sub_packet("pushpin-b", "story-1", 2, form="T"))
+    stats.heard(sub_packet("pushpin-b", "story-7", 5, form="T"))
+    stats.heard(sub_packet("pushpin-b", "not-a-story", 9))
+    stats.heard(b"sub Jnot json")  # ignored, logged
+    stats.heard(b"sub T12:not a tnetst")
+    assert stats.counts() == {"pushpin-a": {1: 40}, "pushpin-b": {1: 2, 7: 5}}
+    stats.heard(sub_packet("pushpin-b", "story-7", None, form="T"))  # its last reader left
+    assert stats.counts() == {"pushpin-a": {1: 40}, "pushpin-b": {1: 2}}
+    now[0] = 30.0
+    stats.heard(sub_packet("pushpin-a", "story-1", 41))  # refreshed; b's count is not
+    now[0] = 61.0
+    assert stats.counts() == {"pushpin-a": {1: 41}}  # b went quiet past its ttl: gone
+
+
+def free_tcp_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def test_presence_counts_the_readers_the_proxies_report(tmp_path: Path) -> None:
+    """Two proxy instances report on a real ZeroMQ socket, as Pushpin's stats_spec does;
+    presence adds their readers to the process's own, once each however often heard."""
+    import zmq
+    import zmq.asyncio
+
+    spec = f"tcp://127.0.0.1:{free_tcp_port()}"
+    context = zmq.asyncio.Context()
+    proxy = context.socket(zmq.PUB)
+    proxy.setsockopt(zmq.LINGER, 0)
+    proxy.bind(spec)
+    settings = settings_for(
+        tmp_path,
+        grip_url=f"http://127.0.0.1:9?key={KEY}",
+        grip_stats_url=spec,
+        presence_interval=0.05,
+    )
+    app = create_app(settings)
+    try:
+        async with app.router.lifespan_context(app):
+            liveblog: Liveblog = app.state.liveblog
+
+            async def until_readers(expected: int, packets: list[bytes]) -> None:
+                async with asyncio.timeout(10):
+                    while liveblog.presence.readers(1) != expected:
+                        for packet in packets:  # again: a SUB socket joins late
+                            await proxy.send(packet)
+                        await asyncio.sleep(0.05)
+
+            await until_readers(
+                30, [sub_packet("east", "story-1", 20), sub_packet("west", "story-1", 10, form="T")]
+            )
+            for _ in range(5):  # reported every round by this process: still counted once
+                await liveblog.presence.report()
+            await asyncio.sleep(0.2)
+            assert liveblog.presence.readers(1) == 30
+            await until_readers(10, [sub_packet("east", "story-1", None)])
+    finally:
+        proxy.close()
+        context.term()
+
+
+async def test_several_proxies_each_get_every_event_and_each_ones_signature_counts(
+    tmp_path: Path,
+) -> None:
+    other_key = "the-second-pushpin-signature-key-32-bytes"
+    settings = settings_for(
+        tmp_path,
+        grip_url=f"http://127.0.0.1:9?key={KEY}, http://127.0.0.2:9?key={other_key}",
+    )
+    got: dict[str, list[str]] = {"127.0.0.1": [], "127.0.0.2": []}
+
+    def proxy(request: httpx.Request) -> httpx.Response:
+        key = KEY if request.url.host == "127.0.0.1" else other_key
+        assert request.headers["authorization"] == f"Bearer {key}"
+        got[request.url.host] += [
+            item.get("id", "close") for item in json.loads(request.content)["items"]
+        ]
+        return httpx.Response(200)
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        newsroom = app.state.liveblog.newsroom
+        assert isinstance(newsroom, grip.GripNewsroom) and len(newsroom.grip) == 2
+        assert [p.url for p in newsroom.grip] == [
+            "http://127.0.0.1:9/publish/",
+            "http://127.0.0.2:9/publish/",
+        ]
+        for publisher in newsroom.grip:
+            publisher._client = httpx.AsyncClient(transport=httpx.MockTransport(proxy))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as api:
+            editor: Editor = await make_editor(app, "alice", role="editor")
+            api.headers.update(bearer(editor.token))
+            await create_story(api, SLUG)
+            first = await last_seq(api, SLUG)
+            # Each proxy's signature makes a request the proxy's (a hold); another does not.
+            for key in (KEY, other_key):
+                response = await api.get(
+                    f"/stories/{SLUG}/events", headers={"Grip-Sig": signature(key)}
+                )
+                assert response.headers["grip-hold"] == "stream"
+            endpoint = app.stream_endpoint
+            assert isinstance(endpoint, grip.GripStoryEvents)
+            stranger = signature("a-third-key-nobody-configured-32bytes")
+            assert not grip.from_proxy(
+                {"headers": [(b"grip-sig", stranger.encode())]}, endpoint.configs
+            )
+            for n in range(3):
+                await post_update(api, SLUG, f"update {n}")
+            await end_story(api, SLUG)
+            await idle(app)
+            newest = await last_seq(api, SLUG)
+    expected = [str(seq) for seq in range(first + 1, newest + 1)] + ["close"]
+    assert got == {"127.0.0.1": expected, "127.0.0.2": expected}
+
+
+def test_a_grip_url_list_without_a_url_is_refused() -> None:
+    with pytest.raises(ValueError, match="names no GRIP URL"):
+        grip.GripConfig.parse_all(" , ")

@@ -28,7 +28,7 @@ from liveblog.models import ProfilePatch, Webhook, WebhookAttempt, utcnow
 from liveblog.settings import Settings
 from tests.factories import new_story, new_update
 from tests.services import unavailable
-from tests.support import Editor, bearer, csrf_from, login, make_editor, settings_for
+from tests.support import Editor, bearer, csrf_from, login, make_editor, migrated_settings_for
 
 pytestmark = pytest.mark.anyio
 
@@ -88,7 +88,7 @@ ALLOWED_WARNINGS: dict[str, str] = {}
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     # Two updates a page, so the story has a second page with few updates.
-    return settings_for(tmp_path / "data", page_size=2)
+    return migrated_settings_for(tmp_path / "data", page_size=2)
 
 
 def _vnu() -> list[str]:

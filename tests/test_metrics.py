@@ -33,9 +33,9 @@ from tests.support import (
     LiveServer,
     bearer,
     make_editor,
+    migrated_settings_for,
     open_stuck_reader,
     run_server,
-    settings_for,
 )
 from tests.test_stream import WAIT, open_stream
 
@@ -94,7 +94,7 @@ def metrics_port() -> int:
 
 @pytest.fixture
 def settings(tmp_path: Path, metrics_port: int) -> Settings:
-    return settings_for(tmp_path, metrics_address=f"127.0.0.1:{metrics_port}")
+    return migrated_settings_for(tmp_path, metrics_address=f"127.0.0.1:{metrics_port}")
 
 
 @pytest.fixture
@@ -163,7 +163,7 @@ async def test_a_scrape_sees_readers_posts_frames_and_replays(
 
 @pytest.fixture
 def overflowing(tmp_path: Path, metrics_port: int) -> Iterator[LiveServer]:
-    settings = settings_for(
+    settings = migrated_settings_for(
         tmp_path,
         metrics_address=f"127.0.0.1:{metrics_port}",
         stream_backlog=2,  # a reader that does not read is dropped two frames behind
@@ -235,7 +235,7 @@ def test_apps_sharing_a_range_take_a_port_each(tmp_path: Path) -> None:
     address = Address.parse(f"127.0.0.1:{free_ports(2)}").widened(2)
 
     def app(name: str) -> Starlette:
-        return create_app(settings_for(tmp_path / name, metrics_address=str(address)))
+        return create_app(migrated_settings_for(tmp_path / name, metrics_address=str(address)))
 
     async def run() -> None:
         first, second, third = app("first"), app("second"), app("third")

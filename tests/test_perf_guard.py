@@ -1,13 +1,16 @@
 """A small run of the fan-out benchmark (``python -m bench``), as CI's guard.
 
-A few hundred readers on one story, a handful of updates, against our server (one
-uvicorn worker, uvloop + httptools), nginx + nchan (the reference), two workers sharing
-a Redis, and wrk on the story page. It checks that every reader got every update, in
-order, and that the page answers 304 under wrk; it prints the timings and asserts none
-of them (speed is for ``python -m bench`` and docs/performance.md, on a quiet machine).
+A few hundred readers on one story, a handful of updates, against our server
+(``liveblog serve``, one worker), nginx + nchan (the reference), ``liveblog serve
+--workers 2`` sharing a Redis against nchan with two workers, Pushpin in front of
+liveblog in GRIP mode, and wrk on the story page. It checks that every reader got every
+update, exactly once and in order, in both connect patterns, and that the page answers
+304 under wrk; it prints the timings and asserts none of them (speed is for ``python -m
+bench`` and docs/performance.md, on a quiet machine).
 
-nginx + nchan, redis-server and wrk are Debian packages (``.ci/run`` installs them):
-where one is missing its part is skipped, except under CI, where that fails.
+nginx + nchan, redis-server, pushpin (+ zurl, condure) and wrk are Debian packages
+(``.ci/run`` installs them): where one is missing its part is skipped, except under CI,
+where that fails.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import pytest
 
 from bench.__main__ import main as bench_command
+from bench.pushpin import pushpin_available
 from bench.servers import nchan_available
 from tests.services import skip_unless_ci, under_ci
 
@@ -45,6 +49,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         scenarios.append("redis")
     if not missing(None if shutil.which("wrk") else "wrk is not installed"):
         scenarios.append("wrk")
+    if not missing(None if pushpin_available() else "pushpin, zurl or condure is missing"):
+        scenarios.append("pushpin")
     out = tmp_path_factory.mktemp("bench") / "results.json"
     # The one bench command, run in this process: what it prints shows with ``-s``.
     arguments = [
@@ -82,10 +88,28 @@ def test_the_reference_gets_the_same_load(run: dict[str, Any]) -> None:
     assert abs(ours["block_bytes"] - nchan["block_bytes"]) <= 16, (ours, nchan)
 
 
+def test_both_connect_patterns_ran(run: dict[str, Any]) -> None:
+    for name, server in run["servers"].items():
+        # Round one connects the bench's way, round two paced; each got its readers.
+        assert set(server["connecting"]) == {"bounded", "paced"}, name
+        for pattern, connecting in server["connecting"].items():
+            assert len(connecting["runs_s"]) == 1, (name, pattern)
+            assert connecting["seconds"] > 0, (name, pattern)
+
+
 def test_two_workers_with_redis_get_every_update_in_order(run: dict[str, Any]) -> None:
-    if run["redis"] is None:
+    if not run["redis"]:
         skip_unless_ci(run["redis_note"] or "the Redis scenario did not run")
-    check_phase(run["redis"], READERS, "two workers + Redis")
+    check_phase(run["redis"]["liveblog"]["idle"], READERS, "liveblog, two workers + Redis")
+    assert run["redis"]["liveblog"]["rss_idle_kib"] > 0
+    if "nchan" in run["servers"]:
+        check_phase(run["redis"]["nchan"]["idle"], READERS, "nginx + nchan, two workers")
+
+
+def test_readers_on_pushpin_get_every_update_in_order(run: dict[str, Any]) -> None:
+    if run["pushpin"] is None:
+        skip_unless_ci(run["pushpin_note"] or "the Pushpin scenario did not run")
+    check_phase(run["pushpin"]["idle"], READERS, "Pushpin in front of liveblog (GRIP)")
 
 
 def test_story_page_answers_304_under_wrk(run: dict[str, Any]) -> None:

@@ -19,7 +19,15 @@ from liveblog.hub.memory import MemoryBackend
 from liveblog.hub.presence import CHANNEL, EXPIRY_INTERVALS, Presence
 from liveblog.settings import Settings
 from tests.services import redis_namespace_url, require_redis
-from tests.support import LiveServer, bearer, login, make_editor, run_server, settings_for
+from tests.support import (
+    LiveServer,
+    bearer,
+    login,
+    make_editor,
+    migrated_settings_for,
+    run_server,
+    settings_for,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -28,7 +36,7 @@ INTERVAL = 0.1  # seconds between presence reports in these tests
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return settings_for(tmp_path, presence_interval=INTERVAL)
+    return migrated_settings_for(tmp_path, presence_interval=INTERVAL)
 
 
 async def no_frames(story_id: int, after: int, before: int) -> list[Frame]:

@@ -4,8 +4,9 @@
 Readers connect to Pushpin as browsers do (reconnecting with ``Last-Event-ID``); every
 test checks that each got every sequence number once, in order: live, on a reconnect,
 across a liveblog restart (readers stay on Pushpin, and an event whose publish never
-reached Pushpin is recovered from the log), across a Pushpin restart, and with two
-liveblog processes on PostgreSQL + Redis behind one Pushpin.
+reached Pushpin is recovered from the log), across a Pushpin restart, with two
+Pushpins in front of one liveblog (one of them restarted), and with two liveblog
+processes on PostgreSQL + Redis behind one Pushpin.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tests.services import (
     require_redis,
     skip_unless_ci,
 )
-from tests.support import Editor, bearer, login, settings_for
+from tests.support import Editor, bearer, login, migrated_settings_for
 from tests.topology import Reader, Worker, create_story, free_port, prepare, reading
 
 __all__ = ["postgres_database", "postgres_template"]  # fixtures
@@ -47,7 +48,7 @@ def needs_pushpin() -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return settings_for(tmp_path, heartbeat_interval=1.0)
+    return migrated_settings_for(tmp_path, heartbeat_interval=1.0)
 
 
 def api(base_url: str, editor: Editor) -> httpx.AsyncClient:
@@ -100,8 +101,12 @@ async def test_live_delivery_and_replay_with_last_event_id(
 ) -> None:
     editor = await prepare(settings)
     proxy = Pushpin(tmp_path / "pushpin", [])
-    # Presence every 0.25 s: Pushpin re-fetches each held reader's link every 1.5 s.
-    env = {**grip_env(proxy.grip_url), "LIVEBLOG_PRESENCE_INTERVAL": "0.25"}
+    # Readers held by Pushpin count as it reports them on its stats socket.
+    env = {
+        **grip_env(proxy.grip_url),
+        "LIVEBLOG_GRIP_STATS_URL": proxy.stats_url,
+        "LIVEBLOG_PRESENCE_INTERVAL": "0.25",
+    }
     worker = start_worker(settings, "a", env=env)
     workers.append(worker)
     proxy.write_routes([worker])
@@ -127,7 +132,7 @@ async def test_live_delivery_and_replay_with_last_event_id(
             async with reading([later]) as more:
                 await post_update(on_a, SLUG, "after the reconnect")
                 # Presence counts the readers Pushpin holds (the first request above
-                # left: it stops being counted two refreshes later).
+                # has left), as Pushpin reports them.
                 await readers_now(worker.url, editor, 2)
                 last = await finish([first, later], [*tasks, *more], worker.url, editor)
             await readers_now(worker.url, editor, 0)
@@ -217,6 +222,55 @@ async def test_a_pushpin_restart_readers_reconnect_and_catch_up(
         assert_every_seq_once_in_order(readers, last, proxy)
     finally:
         proxy.stop()
+
+
+async def test_two_pushpins_each_get_every_event_and_one_down_holds_back_only_its_own(
+    settings: Settings, tmp_path: Path, workers: list[Worker]
+) -> None:
+    """A cluster of proxies: LIVEBLOG_GRIP_URL names both, and each publish goes to each."""
+    editor = await prepare(settings)
+    east, west = Pushpin(tmp_path / "east", []), Pushpin(tmp_path / "west", [])
+    a = start_worker(settings, "a", env=grip_env(f"{east.grip_url},{west.grip_url}"))
+    workers.append(a)
+    for proxy in (east, west):
+        proxy.write_routes([a])
+        proxy.start()
+    try:
+        await create_story(a.url, editor, SLUG)
+        on_east = [Reader(east.url, SLUG, f"east-{n}") for n in range(2)]
+        on_west = [Reader(west.url, SLUG, f"west-{n}") for n in range(2)]
+        async with reading([*on_east, *on_west]) as tasks, api(a.url, editor) as on_a:
+            await post_update(on_a, SLUG, "to both")
+            both = await last_seq(on_a, SLUG)
+            # Pushed by each proxy at once, not fetched later by its link's refresh (30 s).
+            async with asyncio.timeout(3):
+                for reader in (*on_east, *on_west):
+                    await reader.wait_for(both)
+            west.stop()
+            # West is down and its publisher retries; east's readers are not held back.
+            for n in range(3):
+                await post_update(on_a, SLUG, f"while west is down {n}")
+            newest = await last_seq(on_a, SLUG)
+            async with asyncio.timeout(5):
+                for reader in on_east:
+                    await reader.wait_for(newest)
+            west.start()
+            async with asyncio.timeout(10):  # west's readers are back and have caught up
+                for reader in on_west:
+                    await reader.wait_for(newest)
+            await post_update(on_a, SLUG, "west is back")
+            newest = await last_seq(on_a, SLUG)
+            async with asyncio.timeout(3):
+                for reader in (*on_east, *on_west):
+                    await reader.wait_for(newest)
+            assert all(reader.connections == 1 for reader in on_east)
+            assert all(reader.connections == 2 for reader in on_west)
+            last = await finish([*on_east, *on_west], tasks, a.url, editor)
+        assert_every_seq_once_in_order(on_east, last, east)
+        assert_every_seq_once_in_order(on_west, last, west)
+    finally:
+        east.stop()
+        west.stop()
 
 
 @pytest.fixture

@@ -16,6 +16,14 @@ from liveblog.app import create_app
 from liveblog.cli import main
 from liveblog.db import Database
 from liveblog.settings import Settings
+from tests.support import settings_for
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """An empty data directory (not conftest's copy of a migrated database): these tests
+    are about what the app makes of a new or an outdated database."""
+    return settings_for(tmp_path)
 
 
 def _diff(connection: Connection) -> list[object]:

@@ -31,8 +31,8 @@ from liveblog import auth
 from liveblog.app import create_app
 from liveblog.models import Role, StoryCreate, StoryStatus, UpdateCreate, User
 from liveblog.settings import Settings
-from tests.security_support import db_state, event_log_is_gap_free, password_hash
-from tests.support import LiveServer, run_server, settings_for
+from tests.security_support import db_state, event_log_is_gap_free
+from tests.support import LiveServer, migrated_settings_for, password_hash, run_server
 
 EXAMPLES = int(os.environ.get("LIVEBLOG_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(
@@ -188,7 +188,7 @@ async def _setup(server: LiveServer) -> tuple[User, User, int, httpx.AsyncClient
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
-    config = settings_for(data_dir, login_attempts_per_account=5, max_body_bytes=1_048_576)
+    config = migrated_settings_for(data_dir, login_attempts_per_account=5, max_body_bytes=1_048_576)
     with run_server(create_app(config)) as server:
         editor, admin, update_id, client = server.run(_setup(server))
         routes: list[tuple[str, str]] = []

@@ -18,14 +18,14 @@ from liveblog.models import MAX_BODY, MAX_HEADLINE, MAX_SLUG, MAX_SUMMARY, MAX_T
 from liveblog.settings import Settings
 from tests.factories import new_story
 from tests.security_support import Account, add_account, browser, db_state, logged_in
-from tests.support import LiveServer, bearer, settings_for
+from tests.support import LiveServer, bearer, migrated_settings_for
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return settings_for(tmp_path, max_streams_per_client=2)
+    return migrated_settings_for(tmp_path, max_streams_per_client=2)
 
 
 @pytest.fixture

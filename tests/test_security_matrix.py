@@ -23,6 +23,7 @@ request gets fresh targets (an update, a user, a token) so no answer depends on 
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 from collections.abc import Callable
@@ -50,8 +51,7 @@ from liveblog.models import (
     utcnow,
 )
 from liveblog.policy import Via
-from tests.security_support import password_hash
-from tests.support import PASSWORD, LiveServer
+from tests.support import PASSWORD, LiveServer, password_hash
 
 pytestmark = pytest.mark.anyio
 
@@ -87,21 +87,122 @@ CALLERS = {
 PRINCIPALS = tuple(CALLERS)
 
 
-@dataclass
 class Targets:
-    """Fresh things for one request to act on."""
+    """Fresh things for one request to act on, each made when the request first names it
+    (its path, form, body or query): a request gets fresh copies of everything it acts
+    on, and no time goes on making what it does not name."""
 
-    n: int
-    slug: str
-    update_id: int
-    user_id: int
-    username: str
-    token_id: int
-    submitted_id: int  # an update of the editor's, waiting for an editor
-    draft_id: int  # a draft of the editor's
-    scheduled_id: int  # an update of the editor's, scheduled for an hour from now
-    category: str  # the slug of a category of its own (to rename or delete)
-    webhook_id: int  # a webhook of its own, following the story under test only
+    def __init__(self, server: LiveServer, world: World, n: int) -> None:
+        self._server, self._world = server, world
+        self.n = n
+        self.slug = "draft"  # the story under test
+
+    def _post(self, body: str, **fields: Any) -> int:
+        liveblog, editor = self._server.liveblog, self._world.editor
+        update = self._server.run(
+            liveblog.newsroom.post_update("draft", UpdateCreate(body=body, **fields), author=editor)
+        )
+        assert update.id is not None
+        return int(update.id)
+
+    @functools.cached_property
+    def update_id(self) -> int:  # a published update of the editor's
+        return self._post(f"Update {self.n}")
+
+    @functools.cached_property
+    def submitted_id(self) -> int:  # an update of the editor's, waiting for an editor
+        return self._post(f"{UpdateState.submitted} {self.n}", state=UpdateState.submitted)
+
+    @functools.cached_property
+    def draft_id(self) -> int:  # a draft of the editor's
+        return self._post(f"{UpdateState.draft} {self.n}", state=UpdateState.draft)
+
+    @functools.cached_property
+    def scheduled_id(self) -> int:  # an update of the editor's, scheduled for an hour from now
+        in_an_hour = utcnow() + timedelta(hours=1)
+        return self._post(f"Scheduled {self.n}", publish_at=in_an_hour)
+
+    @functools.cached_property
+    def _victim(self) -> tuple[int, str, int]:
+        """A fresh user, with an API token: (user id, username, token id)."""
+        n = self.n
+
+        async def make() -> tuple[int, str, int]:
+            async with self._server.liveblog.db.transaction() as session:
+                victim = User(
+                    username=f"victim{n}",
+                    display_name=f"Victim {n}",
+                    password_hash=password_hash(),
+                    role=Role.editor,
+                )
+                session.add(victim)
+                await session.flush()
+                assert victim.id is not None
+                token = ApiToken(user_id=victim.id, name="victim", token_hash=auth.digest(f"v{n}"))
+                session.add(token)
+                await session.flush()
+                assert token.id is not None
+                return victim.id, victim.username, token.id
+
+        made: tuple[int, str, int] = self._server.run(make())
+        return made
+
+    @property
+    def user_id(self) -> int:
+        return self._victim[0]
+
+    @property
+    def username(self) -> str:
+        return self._victim[1]
+
+    @property
+    def token_id(self) -> int:  # the fresh user's token
+        return self._victim[2]
+
+    @functools.cached_property
+    def category(self) -> str:  # the slug of a category of its own (to rename or delete)
+        async def make() -> str:
+            async with self._server.liveblog.db.transaction() as session:
+                made = await articles.create_category(session, CategoryCreate(name=f"Cat {n}"))
+                return made.slug
+
+        n = self.n
+        slug: str = self._server.run(make())
+        return slug
+
+    @functools.cached_property
+    def webhook_id(self) -> int:  # a webhook of its own, following the story under test only
+        async def make() -> int:
+            async with self._server.liveblog.db.transaction() as session:
+                webhook = await webhooks.create(
+                    session, url=HOOK_URL, events=[], stories=["draft"], actor=self._world.admin
+                )
+                assert webhook.id is not None
+                return webhook.id
+
+        made: int = self._server.run(make())
+        return made
+
+    def everything(self) -> Targets:
+        """Make every target now (the reads' shared set)."""
+        for name in ("update_id", "submitted_id", "draft_id", "scheduled_id", "_victim"):
+            getattr(self, name)
+        for name in ("category", "webhook_id"):
+            getattr(self, name)
+        return self
+
+
+class PathValues(dict[str, str]):
+    """The values for a path template's fields, each worked out (and its target made)
+    only when the template names it (``str.format_map``)."""
+
+    def __init__(self, fields: dict[str, Callable[[], object]]) -> None:
+        super().__init__()
+        self.fields = fields
+
+    def __missing__(self, key: str) -> str:
+        value = self[key] = str(self.fields[key]())
+        return value
 
 
 @dataclass(frozen=True)
@@ -432,55 +533,10 @@ async def _make_world(server: LiveServer) -> World:
 _counter = itertools.count(1)
 
 
-async def _targets(server: LiveServer, world: World) -> Targets:
-    """A fresh update in the draft story, and a fresh user with a token."""
-    liveblog = server.liveblog
-    n = next(_counter)
-    update = await liveblog.newsroom.post_update(
-        "draft", UpdateCreate(body=f"Update {n}"), author=world.editor
-    )
-    submitted, draft = [
-        await liveblog.newsroom.post_update(
-            "draft", UpdateCreate(body=f"{state} {n}", state=state), author=world.editor
-        )
-        for state in (UpdateState.submitted, UpdateState.draft)
-    ]
-    in_an_hour = utcnow() + timedelta(hours=1)
-    scheduled = await liveblog.newsroom.post_update(
-        "draft", UpdateCreate(body=f"Scheduled {n}", publish_at=in_an_hour), author=world.editor
-    )
-    async with liveblog.db.transaction() as session:
-        victim = User(
-            username=f"victim{n}",
-            display_name=f"Victim {n}",
-            password_hash=password_hash(),
-            role=Role.editor,
-        )
-        session.add(victim)
-        await session.flush()
-        token = ApiToken(user_id=victim.id or 0, name="victim", token_hash=auth.digest(f"v{n}"))
-        session.add(token)
-        await session.flush()
-        category = await articles.create_category(session, CategoryCreate(name=f"Cat {n}"))
-        webhook = await webhooks.create(
-            session, url=HOOK_URL, events=[], stories=["draft"], actor=world.admin
-        )
-    assert update.id is not None and victim.id is not None and token.id is not None
-    assert submitted.id is not None and draft.id is not None and scheduled.id is not None
-    assert webhook.id is not None
-    return Targets(
-        n,
-        "draft",
-        update.id,
-        victim.id,
-        victim.username,
-        token.id,
-        submitted.id,
-        draft.id,
-        scheduled.id,
-        category.slug,
-        webhook.id,
-    )
+def _targets(server: LiveServer, world: World) -> Targets:
+    """Fresh targets for one request: an update in the draft story (of the kind its path
+    names), a user with a token, a category, a webhook; each made when first named."""
+    return Targets(server, world, next(_counter))
 
 
 async def _browser_state(server: LiveServer, user: User | None) -> dict[str, str]:
@@ -526,7 +582,7 @@ async def _request(
         targets = world.read_targets
         cookies = world.read_cookies[principal]
     else:
-        targets = server.run(_targets(server, world))
+        targets = _targets(server, world)
         cookies = server.run(_browser_state(server, user))
     headers = dict(case.headers)
     token = {
@@ -540,16 +596,18 @@ async def _request(
     }.get(principal)
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    values = {
-        "slug": targets.category if case.fresh_category else targets.slug,
-        "update_id": str(getattr(targets, case.update)),
-        "user_id": str(targets.user_id),
-        "token_id": str(targets.token_id),
-        "webhook_id": str(targets.webhook_id),
-        "username": targets.username if case.fresh_user else world.editor.username,
-        **case.params,
-    }
-    path = template.replace(":int", "").format(**values)
+    values = PathValues(
+        {
+            "slug": lambda: targets.category if case.fresh_category else targets.slug,
+            "update_id": lambda: getattr(targets, case.update),
+            "user_id": lambda: targets.user_id,
+            "token_id": lambda: targets.token_id,
+            "webhook_id": lambda: targets.webhook_id,
+            "username": lambda: targets.username if case.fresh_user else world.editor.username,
+            **{name: functools.partial(str, value) for name, value in case.params.items()},
+        }
+    )
+    path = template.replace(":int", "").format_map(values)
     if case.query:
         path += "?" + case.query(targets).replace("{base}", quote(server.url, safe=""))
     data = None
@@ -578,7 +636,7 @@ async def _request(
 @pytest.fixture
 def world(server: LiveServer) -> World:
     built: World = server.run(_make_world(server))
-    built.read_targets = server.run(_targets(server, built))
+    built.read_targets = _targets(server, built).everything()
     users = _logins(built)
     for principal in PRINCIPALS:
         built.read_cookies[principal] = server.run(_browser_state(server, users.get(principal)))

@@ -39,7 +39,7 @@ from liveblog.models import (
 from liveblog.render import ALLOWED_TAGS, MarkdownRenderer
 from tests.htmlcheck import executable_markup
 from tests.services import skip_unless_ci
-from tests.support import LiveServer, bearer, csrf_from, run_server, settings_for
+from tests.support import LiveServer, bearer, csrf_from, migrated_settings_for, run_server
 from tests.xss_vectors import TEMPLATE_PRODUCT, VECTORS
 
 pytestmark = pytest.mark.anyio
@@ -192,7 +192,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     data_dir: Path = tmp_path_factory.mktemp("xss")
     # A low address limit: after a few real verifications the login answers 429 (which
     # echoes the typed name too), so the reflected test stays fast.
-    settings = settings_for(data_dir, login_attempts_per_address=12)
+    settings = migrated_settings_for(data_dir, login_attempts_per_address=12)
     with run_server(create_app(settings)) as server:
         username, tokens = server.run(_seed_users(server))
         items = [

@@ -28,7 +28,7 @@ from selectolax.lexbor import LexborHTMLParser
 from liveblog.app import create_app
 from tests.embed_provider import FakeProvider
 from tests.htmlcheck import executable_markup, text_of
-from tests.support import bearer, make_editor, run_server, settings_for
+from tests.support import bearer, make_editor, migrated_settings_for, run_server
 from tests.xss_vectors import VECTORS
 
 CONCURRENCY = 6
@@ -70,7 +70,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
         fake.base = provider.url
         for index, vector in enumerate(VECTORS):
             fake.xss[str(index)] = answer(index, vector, fake.base)
-        settings = settings_for(
+        settings = migrated_settings_for(
             data_dir,
             fetch_allow_hosts=urlsplit(fake.base).netloc,
             fetch_host_rate=10_000,  # one host plays every hostile provider here

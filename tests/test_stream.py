@@ -23,7 +23,7 @@ import pytest
 
 from liveblog.settings import Settings
 from tests.factories import create_story, end_story, last_seq, post_update
-from tests.support import Editor, LiveServer, bearer, login, make_editor, settings_for
+from tests.support import Editor, LiveServer, bearer, login, make_editor, migrated_settings_for
 
 WAIT = 10.0  # seconds any single expected message may take
 HEARTBEAT = 0.2
@@ -31,7 +31,7 @@ HEARTBEAT = 0.2
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return settings_for(tmp_path, heartbeat_interval=HEARTBEAT)
+    return migrated_settings_for(tmp_path, heartbeat_interval=HEARTBEAT)
 
 
 # --- reading a stream -----------------------------------------------------------------

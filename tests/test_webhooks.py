@@ -20,11 +20,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import event
 from standardwebhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 from starlette.applications import Starlette
 
-from liveblog import webhooks
+from liveblog import store, webhooks
 from liveblog.app import create_app
 from liveblog.settings import Settings
 from tests.factories import create_story
@@ -254,6 +255,57 @@ async def test_private_addresses_are_refused_unless_allowed(
             (attempt, *_) = await attempts()
             assert attempt["status"] is None and "private or local" in attempt["error"]
     assert receiver.deliveries == []
+
+
+async def test_no_endpoint_costs_a_post_no_query_and_new_ones_are_seen(
+    tmp_path: Path, receiver: Receiver, hook_url: str
+) -> None:
+    """While no endpoint exists, a post wakes the sender for nothing: no query (it looked
+    less than a poll ago). One registered here is delivered to at once, not a poll later
+    (the poll is longer than the wait); one another process adds (here: written to the
+    database behind this process's back) within a poll."""
+    allow = urlsplit(hook_url).netloc
+    app = create_app(settings_for(tmp_path / "long", fetch_allow_hosts=allow, webhook_poll=120))
+    async with app.router.lifespan_context(app):
+        statements: list[str] = []
+        engine = app.state.liveblog.db.engine.sync_engine
+
+        def seen(*args: Any) -> None:
+            statements.append(args[2])
+
+        event.listen(engine, "before_cursor_execute", seen)
+        admin = await make_editor(app, "ada", role="admin")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=bearer(admin.token)
+        ) as api:
+            await create_story(api, "storm")
+            await asyncio.sleep(0.3)  # the sender's first round, at the start, has looked
+            statements.clear()
+            for n in range(3):
+                await post(api, "storm", f"Nobody listens {n}")
+            await asyncio.sleep(0.3)
+            assert not [s for s in statements if "webhook" in s.lower()]
+            await register(api, hook_url)
+            await post(api, "storm", "Heard at once")
+            await until(lambda: len(receiver.deliveries) == 1, "the delivery, before a poll")
+        event.remove(engine, "before_cursor_execute", seen)
+
+    app = create_app(settings_for(tmp_path / "short", fetch_allow_hosts=allow, webhook_poll=0.3))
+    async with app.router.lifespan_context(app):
+        admin = await make_editor(app, "ada", role="admin")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=bearer(admin.token)
+        ) as api:
+            await create_story(api, "flood")
+            await asyncio.sleep(0.2)
+            async with app.state.liveblog.db.transaction() as session:
+                actor = await store.get_user(session, admin.user_id)
+                assert actor is not None
+                await webhooks.create(session, url=hook_url, events=[], stories=None, actor=actor)
+            await post(api, "flood", "Heard within a poll")
+            await until(lambda: len(receiver.deliveries) == 2, "the delivery, within a poll")
 
 
 def test_the_docs_node_snippet_verifies_our_signatures(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from liveblog.importers import wordpress
 from liveblog.state import Liveblog
-from tests.support import settings_for
+from tests.support import migrated_settings_for, settings_for
 from tests.test_export import cli, running, without_export_time
 
 pytestmark = pytest.mark.anyio
@@ -78,7 +78,7 @@ async def test_the_same_document_twice_is_refused(tmp_path: Path) -> None:
 
 
 async def test_what_is_not_a_wordpress_liveblog_is_refused(tmp_path: Path) -> None:
-    async with running(settings_for(tmp_path)) as (app, _client):
+    async with running(migrated_settings_for(tmp_path)) as (app, _client):
         liveblog: Liveblog = app.state.liveblog
         plain = WXR.read_bytes().replace(
             b"<![CDATA[liveblog]]></wp:meta_key>", b"<![CDATA[x]]></wp:meta_key>"

@@ -35,14 +35,15 @@ class StoryEvents:
                 replay = (
                     live.replays.replay(joined.story_id, after, until) if after < until else None
                 )
+                abort, start = request.hold(scope)
                 stream = streams.open(
                     send,
                     joined.subscription,
                     last=max(after, until),
                     story=joined.story,
-                    abort=request.hold(scope),
+                    abort=abort,
                 )
-                await stream.run(receive, live.first, replay)
+                await stream.run(receive, live.first, replay, start)
         except HTTPException as exc:  # raised joining, before anything was sent
             await _refuse(send, streams.site_headers, exc)
 

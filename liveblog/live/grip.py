@@ -22,6 +22,12 @@ Without the setting nothing here is used. With it:
   ``http-stream`` item with ``id`` = its seq and ``prev-id`` = seq - 1 (sequence numbers
   have no gaps). A closing event (the story ended) is followed by a ``close`` item. The
   items go out in order from one task per process, retried until the proxy takes them.
+* **Readers connected now**: the proxies report them on their stats sockets
+  (``LIVEBLOG_GRIP_STATS_URL``, ``liveblog/live/grip_stats.py``); ``GripPresence`` adds
+  them to the process's own streams.
+* **A cluster of proxies** (``LIVEBLOG_GRIP_URL`` names several, comma-separated): each
+  holds some of the readers, so each gets every item, from a task of its own; a request
+  signed by any of them is the proxy's.
 
 The ``gripcontrol`` library (the ``grip`` extra) parses the GRIP URL, builds the
 ``Grip-Channel`` value, checks ``Grip-Sig`` and exports the published items; the
@@ -36,23 +42,22 @@ import calendar
 import contextlib
 import json
 import logging
-import re
-import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from liveblog import events as story_events
 from liveblog.hub import Hub
+from liveblog.hub.presence import CHANNEL as PRESENCE_CHANNEL
 from liveblog.hub.presence import Presence
 from liveblog.live import request
+from liveblog.live.grip_stats import ProxyStats
 from liveblog.live.service import Live
 from liveblog.live.streams import HEADERS
 from liveblog.models import StoryEvent, StoryStatus
@@ -106,6 +111,16 @@ class GripConfig:
             verify_iss=parsed.get("verify_iss"),
         )
 
+    @classmethod
+    def parse_all(cls, value: str) -> list[GripConfig]:
+        """``LIVEBLOG_GRIP_URL``: one GRIP URL, or several separated by commas (a cluster
+        of proxies, each holding some of the readers: every one of them gets every
+        publish)."""
+        urls = [url.strip() for url in value.split(",") if url.strip()]
+        if not urls:
+            raise ValueError("LIVEBLOG_GRIP_URL names no GRIP URL")
+        return [cls.parse(url) for url in urls]
+
     @property
     def signature_key(self) -> str | bytes | None:
         return self.verify_key if self.verify_key is not None else self.key
@@ -132,16 +147,19 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def from_proxy(scope: Scope, config: GripConfig) -> bool:
-    """Whether the request came through the GRIP proxy: it carries ``Grip-Sig``, valid
-    for the URL's key if it has one."""
+def from_proxy(scope: Scope, configs: Sequence[GripConfig]) -> bool:
+    """Whether the request came through one of the GRIP proxies: it carries
+    ``Grip-Sig``, valid for that proxy's key if its URL has one."""
     signature = _header(scope, b"grip-sig")
     if signature is None:
         return False
-    key = config.signature_key
-    if key is None:
-        return True
-    return bool(_gripcontrol().validate_sig(signature, key, config.verify_iss))
+    for config in configs:
+        key = config.signature_key
+        if key is None:
+            return True
+        if _gripcontrol().validate_sig(signature, key, config.verify_iss):
+            return True
+    return False
 
 
 def grip_last(scope: Scope, name: str) -> int | None:
@@ -161,68 +179,34 @@ def grip_last(scope: Scope, name: str) -> int | None:
     return None
 
 
-READER_PARAM = "grip_reader"
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,32}")
-
-
-def reader_token(scope: Scope) -> str | None:
-    """The reader named by the hold's link (the proxy's refresh or recovery request)."""
-    if not scope["query_string"]:
-        return None
-    token = QueryParams(scope["query_string"]).get(READER_PARAM)
-    return token if token is not None and _TOKEN.fullmatch(token) else None
-
-
-def refresh_interval(presence_interval: float) -> float:
-    """How often the proxy re-asks for each held reader: a request per reader per
-    interval, so not often (30 s with the default 5 s presence interval)."""
-    return 6 * presence_interval
-
-
-class HeldReaders:
-    """Readers the proxy holds, counted here: each held connection's link names it, and
-    the proxy fetches that link every ``refresh`` seconds; a reader not heard from for
-    two refreshes (and a bit) has left. Per process: a reader whose requests go to
-    several processes in one window counts in each."""
-
-    def __init__(self, refresh: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.refresh = refresh
-        self._clock = clock
-        self._seen: dict[int, dict[str, float]] = {}  # story id -> reader -> last heard
-
-    def seen(self, story_id: int, reader: str) -> None:
-        self._seen.setdefault(story_id, {})[reader] = self._clock()
-
-    def gone(self, story_id: int, reader: str | None) -> None:
-        if reader is not None:
-            self._seen.get(story_id, {}).pop(reader, None)
-
-    def counts(self) -> dict[int, int]:
-        deadline = self._clock() - 2 * self.refresh - 1
-        counts: dict[int, int] = {}
-        for story_id, readers in list(self._seen.items()):
-            for reader, heard in list(readers.items()):
-                if heard < deadline:
-                    del readers[reader]
-            if readers:
-                counts[story_id] = len(readers)
-            else:
-                del self._seen[story_id]
-        return counts
-
-
 class GripPresence(Presence):
-    """Presence with the readers the proxy holds added to this process's own streams."""
+    """Presence with the readers the proxies hold added: each proxy instance's counts
+    (``ProxyStats``, from its stats socket) are reported under the instance's name, by
+    every process that hears them. The same name from several processes is one report
+    (the latest), so a reader held by the proxy counts once, however many processes
+    liveblog runs. Without stats (no ``LIVEBLOG_GRIP_STATS_URL``, or Fanout) only the
+    streams liveblog holds itself count."""
 
-    def __init__(self, hub: Hub, held: HeldReaders, *, interval: float) -> None:
+    def __init__(self, hub: Hub, stats: ProxyStats | None, *, interval: float) -> None:
         super().__init__(hub, interval=interval)
-        self.held = held
+        self.stats = stats
+        self._instances: set[str] = set()  # reported last round
 
     async def report(self) -> None:
-        counts = self.hub.subscriber_counts()
-        for story_id, count in self.held.counts().items():
-            counts[story_id] = counts.get(story_id, 0) + count
-        await self._publish(counts)
+        await super().report()
+        if self.stats is None:
+            return
+        counts = self.stats.counts()
+        # An instance whose readers all left: an empty report, so it stops counting now.
+        for instance in self._instances - counts.keys():
+            await self._publish_as(f"grip:{instance}", {})
+        for instance, stories in counts.items():
+            await self._publish_as(f"grip:{instance}", stories)
+        self._instances = set(counts)
+
+    async def _publish_as(self, name: str, counts: dict[int, int]) -> None:
+        message = {"process": name, "readers": {str(k): v for k, v in counts.items()}}
+        await self.hub.backend.publish(PRESENCE_CHANNEL, json.dumps(message).encode())
 
 
 def keep_alive_header(interval: float) -> bytes:
@@ -231,13 +215,17 @@ def keep_alive_header(interval: float) -> bytes:
 
 
 def hold_headers(
-    story_id: int, prev_id: int, keep_alive: float, path: str, reader: str, refresh: float
+    story_id: int, prev_id: int, keep_alive: float, path: str
 ) -> list[tuple[bytes, bytes]]:
     """The hold: the story's channel from ``prev_id`` on, the heartbeat, and the link the
     proxy asks for what a reader missed (Pushpin holds a stream with a ``prev-id`` only
-    with a ``next`` link: its recovery requests go there, with ``Grip-Last``). The link
-    names the reader and is also fetched every ``refresh`` seconds: how readers held by
-    the proxy are counted (``HeldReaders``)."""
+    with a ``next`` link: its recovery requests go there, with ``Grip-Last``).
+
+    The link is the same for every reader of the story and has no refresh timeout:
+    Pushpin re-asks at most 10 distinct links a second, in batches of up to 100
+    readers per identical link (its handler's update limiter), and holds a reader's
+    events while its request is pending. Identical links let a recovery reach 1,000
+    readers a second instead of 10 (``liveblog/live/grip_stats.py`` has the measurement)."""
     gripcontrol = _gripcontrol()
     value = gripcontrol.create_grip_channel_header(
         gripcontrol.Channel(channel(story_id), prev_id=str(prev_id))
@@ -246,11 +234,7 @@ def hold_headers(
         (b"grip-hold", b"stream"),
         (b"grip-channel", value.encode()),
         (b"grip-keep-alive", keep_alive_header(keep_alive)),
-        (
-            b"grip-link",
-            f"<{path}?last_event_id={prev_id}&{READER_PARAM}={reader}>; rel=next; "
-            f"timeout={max(1, round(refresh))}".encode(),
-        ),
+        (b"grip-link", f"<{path}>; rel=next".encode()),
     ]
 
 
@@ -259,18 +243,20 @@ class GripStoryEvents:
     ``inner`` (the ordinary stream endpoint) for everything else."""
 
     def __init__(
-        self, inner: ASGIApp, config: GripConfig, *, keep_alive: float, refresh: float
+        self,
+        inner: ASGIApp,
+        configs: Sequence[GripConfig],
+        *,
+        keep_alive: float,
     ) -> None:
         self.inner = inner
-        self.config = config
+        self.configs = list(configs)
         self.keep_alive = keep_alive
-        self.refresh = refresh
-        self.held = HeldReaders(refresh)
         self.holds = 0  # hold instructions given (new readers and recoveries)
         self.recoveries = 0  # answers to Grip-Last
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] != "GET" or not from_proxy(scope, self.config):
+        if scope["method"] != "GET" or not from_proxy(scope, self.configs):
             await self.inner(scope, receive, send)
             return
         live: Live = scope["app"].state.live
@@ -309,13 +295,8 @@ class GripStoryEvents:
         headers = [*HEADERS, *live.streams.site_headers]
         if recovered is not None:
             self.recoveries += 1
-        if ended:
-            self.held.gone(story.id, reader_token(scope))
         if not ended:  # hold the reader on the channel, from the last event sent
-            reader = reader_token(scope) or secrets.token_urlsafe(9)
-            self.held.seen(story.id, reader)
-            path = quote(scope["path"])
-            headers += hold_headers(story.id, last, self.keep_alive, path, reader, self.refresh)
+            headers += hold_headers(story.id, last, self.keep_alive, quote(scope["path"]))
             self.holds += 1
         return 200, headers, b"".join(parts)
 
@@ -375,7 +356,10 @@ class Publisher:
             await self._client.aclose()
 
     def publish(self, events: Sequence[StoryEvent]) -> None:
-        batch = items(events)
+        self.put(items(events))
+
+    def put(self, batch: list[dict[str, Any]]) -> None:
+        """Queue items already made (``items``): with several proxies, made once."""
         if batch:
             self._queue.put_nowait(batch)
 
@@ -424,12 +408,16 @@ class Publisher:
 
 
 class GripNewsroom(Newsroom):
-    """The newsroom, publishing every committed event to the GRIP proxy too, once, from
-    the process that committed it (after the hub's publish, as before)."""
+    """The newsroom, publishing every committed event to each GRIP proxy too, once, from
+    the process that committed it (after the hub's publish, as before). Each proxy has
+    a publisher (a queue and a task) of its own: one that is down or slow holds back
+    only its own readers, and catches up by the same recovery."""
 
-    grip: Publisher | None = None
+    grip: Sequence[Publisher] = ()
 
     async def _publish(self, events: Sequence[StoryEvent]) -> None:
         await super()._publish(events)
-        if events and self.grip is not None:
-            self.grip.publish(events)
+        if events and self.grip:
+            batch = items(events)  # encoded once, whatever the number of proxies
+            for publisher in self.grip:
+                publisher.put(batch)

@@ -34,14 +34,18 @@ def session_token(scope: Scope) -> str | None:
     return HTTPConnection(scope).cookies.get(SESSION_COOKIE)
 
 
-def hold(scope: Scope) -> Callable[[], None] | None:
-    """Ready the connection to be a stream, and return how to drop it at once, where the
-    server offers both (``liveblog.server`` does): a bounded send buffer, and a reader
-    dropped for not reading frees its socket and that buffer now, not when its own side
-    finally goes away."""
+Start = Callable[[list[tuple[bytes, bytes]], bytes], bool]
+
+
+def hold(scope: Scope) -> tuple[Callable[[], None] | None, Start | None]:
+    """Ready the connection to be a stream, and return how to drop it at once and how to
+    start the response in one write, where the server offers them (``liveblog.server``
+    does): a bounded send buffer, and a reader dropped for not reading frees its socket
+    and that buffer now, not when its own side finally goes away."""
     connection = (scope.get("extensions") or {}).get(CONNECTION_EXTENSION, {})
     hold_stream: Callable[[], None] | None = connection.get("stream")
     if hold_stream is not None:
         hold_stream()
     abort: Callable[[], None] | None = connection.get("abort")
-    return abort
+    start: Start | None = connection.get("start")
+    return abort, start

@@ -21,6 +21,7 @@ methods) still goes through Starlette, by the route ``route`` makes (which also 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -59,11 +60,16 @@ class LiveblogApp(Starlette):
         self.stream_endpoint = stream_endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.liveblog_dispatch(scope, receive, send)
+
+    def liveblog_dispatch(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """What ``__call__`` awaits: the endpoint's coroutine (or Starlette's). Not a
+        coroutine itself, so a server that calls it (``liveblog.server``) keeps no frame
+        of it for as long as a stream lasts."""
         if scope["type"] == "http" and scope["method"] in METHODS:
             match = PATTERN.match(scope["path"])
             if match is not None:
                 scope["app"] = self
                 scope["path_params"] = {"slug": match["slug"]}
-                await self.stream_endpoint(scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
+                return self.stream_endpoint(scope, receive, send)
+        return super().__call__(scope, receive, send)

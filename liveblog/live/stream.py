@@ -133,14 +133,21 @@ class EventStream:
         subscription.on_ready = self._ready
 
     async def run(
-        self, receive: Receive, first: bytes, replay: AsyncIterator[bytes] | None
+        self,
+        receive: Receive,
+        first: bytes,
+        replay: AsyncIterator[bytes] | None,
+        start: Callable[[list[tuple[bytes, bytes]], bytes], bool] | None = None,
     ) -> None:
         """Send the headers, ``first`` (the retry line), the ``replay`` batches, then the
         live frames until the story ends, the client hangs up, or the subscription closes
-        (it overflowed, or the server stops): the reader then resumes from the log."""
+        (it overflowed, or the server stops): the reader then resumes from the log.
+        ``start``, the server's (``liveblog.server``), writes the headers and ``first``
+        at once if it can."""
         try:
-            await self._write(start_message(self._streams.headers))
-            await self._write(body_message(first))
+            if start is None or not start(self._streams.headers, first):
+                await self._write(start_message(self._streams.headers))
+                await self._write(body_message(first))
             if replay is not None:
                 await self._replay(replay)
             await self._catch_up()

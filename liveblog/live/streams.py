@@ -4,7 +4,9 @@ One ticker per process does what took a task or a timer per stream: heartbeats t
 streams, the send timeout (a write blocked too long drops the connection), and the end
 of every stream when the server shuts down (``liveblog.live.shutdown``). Dropped readers
 are counted and logged once per ``DROP_REPORT`` seconds at INFO: they are ordinary, not
-faults. After a crowd leaves, the ticker hands freed memory back to the system.
+faults. So are the readers who joined and left (a stream's access line is written when
+it ends, ``liveblog.server``): a crowd arriving shows within seconds, in one line.
+After a crowd leaves, the ticker hands freed memory back to the system.
 """
 
 from __future__ import annotations
@@ -63,7 +65,10 @@ class Streams:
         self._open: set[EventStream] = set()
         self.dropped_slow = 0  # readers dropped: a write waited past the send timeout
         self.dropped_behind = 0  # readers dropped: they fell ``backlog`` events behind
+        self.joined = 0  # streams opened
+        self.left = 0  # streams ended
         self._reported = (0, 0)
+        self._reported_traffic = (0, 0)
         self._peak = 0  # the most streams open at once since memory was last released
         self.replay_turns = Turns(REPLAY_WRITES_PER_TURN)
         self._ticker: asyncio.Task[None] | None = None
@@ -74,6 +79,7 @@ class Streams:
         self._ticker = asyncio.create_task(self._tick(), name="liveblog-stream-ticker")
 
     async def stop(self) -> None:
+        self.report_traffic()
         self.report_drops()
         self.close_all()
         ticker, self._ticker = self._ticker, None
@@ -103,6 +109,7 @@ class Streams:
             self, send, subscription, last=last, story=story, task=task, abort=abort
         )
         self._open.add(stream)
+        self.joined += 1
         if len(self._open) > self._peak:
             self._peak = len(self._open)
         if self.metrics is not None:
@@ -112,6 +119,7 @@ class Streams:
     def forget(self, stream: EventStream) -> None:
         """The stream is over (called once, as it ends)."""
         self._open.discard(stream)
+        self.left += 1
         metrics = self.metrics
         if metrics is not None:
             metrics.stream_leaves.inc()
@@ -137,6 +145,7 @@ class Streams:
                 next_beat = self._tick_once(next_beat)
                 if monotonic() >= next_report:
                     next_report = monotonic() + DROP_REPORT
+                    self.report_traffic()
                     self.report_drops()
                     self._release_after_a_crowd()
             except Exception:  # keep ticking: every open stream depends on it
@@ -147,6 +156,20 @@ class Streams:
         if self._peak - count >= max(RELEASE_AFTER, count):
             self._peak = count
             return_freed_memory()
+
+    def report_traffic(self) -> None:
+        """Log the readers who joined and left since the last report, if any: one line,
+        INFO. Their streams' access lines come as each ends."""
+        joined = self.joined - self._reported_traffic[0]
+        left = self.left - self._reported_traffic[1]
+        if joined or left:
+            self._reported_traffic = (self.joined, self.left)
+            log.info(
+                "event streams: %d open; %d readers joined and %d left since the last report",
+                len(self._open),
+                joined,
+                left,
+            )
 
     def report_drops(self) -> None:
         """Log the readers dropped since the last report, if any: one line, INFO."""

@@ -281,14 +281,28 @@ async def patch_story(request: Request, user: User) -> Response:
 
 @api_view
 async def post_update(request: Request, user: User) -> Response:
-    story, may_publish = await _team_story(request, user)
-    data = await _body(request, UpdateCreate)
+    if policy.allows(user, policy.Permission.WRITE_UPDATES) and policy.allows(
+        user, policy.Permission.READ_DRAFTS
+    ):
+        # An editor may post to any story they can see, and sees them all: the story is
+        # read once, locked, in the newsroom's transaction ("no such story": 404 there,
+        # as here). A bad body is still a 404 first when the story does not exist.
+        slug, may_publish = request.path_params["slug"], True
+        try:
+            data = await _body(request, UpdateCreate)
+        except ApiError:
+            await _story_or_404(request)
+            raise
+    else:
+        story, may_publish = await _team_story(request, user)
+        slug = story.slug
+        data = await _body(request, UpdateCreate)
     data = get_liveblog(request).media.with_size(data)
     update = await get_liveblog(request).newsroom.post_update(
-        story.slug, data, author=user, may_publish=may_publish
+        slug, data, author=user, may_publish=may_publish
     )
     assert update.id is not None
-    location = urls.path(request, "api.get_update", slug=story.slug, update_id=update.id)
+    location = urls.path(request, "api.get_update", slug=slug, update_id=update.id)
     return JSONResponse(
         update_for_staff(update, user),
         status_code=201,
@@ -421,6 +435,7 @@ async def create_webhook(request: Request, user: User) -> Response:
             )
     except webhooks.WebhookError as exc:
         raise ApiError(422, str(exc)) from None
+    get_liveblog(request).newsroom.webhooks_changed()
     assert webhook.id is not None
     location = urls.path(request, "api.get_webhook", webhook_id=webhook.id)
     body = {**await _webhook_json(request, webhook), "secret": webhook.secret}
@@ -449,6 +464,7 @@ async def delete_webhook(request: Request, user: User) -> Response:
     assert webhook.id is not None
     async with get_liveblog(request).db.transaction() as session:
         await webhooks.remove(session, webhook.id)
+    get_liveblog(request).newsroom.webhooks_changed()
     return Response(status_code=204)
 
 
@@ -465,8 +481,7 @@ async def replay_webhook(request: Request, user: User) -> Response:
             raise ApiError(422, f"story: no story {data.story!r}")
         if not await webhooks.replay(session, webhook.id, story, data.from_seq):
             raise ApiError(409, f"this webhook does not follow {data.story!r}")
-    if liveblog.newsroom.on_events is not None:
-        liveblog.newsroom.on_events()  # the sender's wake: deliver now
+    liveblog.newsroom.webhooks_changed()  # the sender's wake: deliver now
     return JSONResponse(
         await _webhook_json(request, webhook), headers={"Cache-Control": caching.PRIVATE}
     )

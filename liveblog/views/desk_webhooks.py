@@ -104,6 +104,7 @@ async def create_webhook(request: Request) -> Response:
         )
     except webhooks.WebhookError as exc:
         return await webhooks_page(request, errors=[str(exc)], values=values, status_code=422)
+    get_liveblog(request).newsroom.webhooks_changed()
     # The secret is on this answer only: a reload (a GET) never shows it.
     return await webhooks_page(request, created=webhook, status_code=201)
 
@@ -141,8 +142,7 @@ async def replay_webhook(request: Request) -> Response:
         return await webhooks_page(
             request, errors=errors, replay_values=replay_values, status_code=422
         )
-    if liveblog.newsroom.on_events is not None:
-        liveblog.newsroom.on_events()  # the sender's wake: deliver now
+    liveblog.newsroom.webhooks_changed()  # the sender's wake: deliver now
     return redirect(urls.path(request, "webhooks_index") + "?done=replayed")
 
 
@@ -152,6 +152,7 @@ async def remove_webhook(request: Request) -> Response:
     assert webhook.id is not None
     async with get_liveblog(request).db.transaction() as session:
         found = await webhooks.remove(session, webhook.id)
+    get_liveblog(request).newsroom.webhooks_changed()
     if not found:
         raise HTTPException(404, "No such webhook.")
     return redirect(urls.path(request, "webhooks_index") + "?done=removed")

@@ -10,13 +10,13 @@ from playwright.sync_api import Browser, expect
 
 from liveblog.settings import Settings
 from tests.browser.desk import log_in_on_desk
-from tests.support import Editor, LiveServer, bearer, settings_for
+from tests.support import Editor, LiveServer, bearer, migrated_settings_for
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     # Reports every 0.2 s (the desk polls at most once a second).
-    return settings_for(tmp_path, presence_interval=0.2)
+    return migrated_settings_for(tmp_path, presence_interval=0.2)
 
 
 def test_desk_shows_readers_now_peak_and_views_live(
