@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from bench.client import raise_open_files_limit
-from bench.servers import OPEN_FILES, Proc, _children, free_port
+from bench.servers import OPEN_FILES, Proc, _children, free_port, wait_for_children
 from tests.pushpin import SIGNATURE_KEY, pushpin_available, pushpin_config, zurl_config
 from tests.topology import wait_for_port
 
@@ -93,11 +93,7 @@ class PushpinRun:
         try:
             wait_for_port(self.port, runner, "pushpin", log)
             wait_for_port(self.publish_port, runner, "pushpin (publish)", log)
-            deadline = time.monotonic() + 10
-            while len(services := _children(runner.pid)) < SERVICES:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"pushpin started {len(services)} of its processes")
-                time.sleep(0.05)
+            services = wait_for_children(lambda: _children(runner.pid), SERVICES, "pushpin")
             time.sleep(0.3)  # the proxy's sockets to the handler and zurl connect
         except BaseException:
             for process in (runner, zurl):

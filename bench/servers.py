@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from string import Template
 
@@ -216,11 +217,7 @@ def start_liveblog(
             return Proc("liveblog", popen, port, [popen.pid])
         # uvicorn's supervisor starts the workers (multiprocessing's spawn): its children
         # that run Python code, not multiprocessing's resource tracker.
-        deadline = time.monotonic() + 30
-        while len(found := _workers(popen.pid)) < workers:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"liveblog started {len(found)} of {workers} workers")
-            time.sleep(0.05)
+        found = wait_for_children(lambda: _workers(popen.pid), workers, "liveblog", within=30)
         return Proc("liveblog", popen, port, found)
     except BaseException:
         popen.kill()
@@ -249,6 +246,19 @@ def nchan_available() -> str | None:
     return None
 
 
+def wait_for_children(
+    find: Callable[[], list[int]], count: int, what: str, *, within: float = 10
+) -> list[int]:
+    """The processes ``find`` returns, once there are ``count`` of them (a server's
+    workers, started after it listens)."""
+    deadline = time.monotonic() + within
+    while len(found := find()) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} started {len(found)} of its {count} processes")
+        time.sleep(0.05)
+    return found
+
+
 def _children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(child) for child in path.read_text().split()] if path.exists() else []
@@ -271,11 +281,7 @@ def start_nchan(prefix: Path, *, port: int | None = None, workers: int = 1) -> P
     command = ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", "stderr"]
     popen = subprocess.Popen(command, env=os.environ, preexec_fn=_raise_limit_in_child)
     _wait_for_port(popen, port, "nginx")
-    deadline = time.monotonic() + 10
-    while len(found := _children(popen.pid)) < workers:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"nginx started {len(found)} of {workers} workers")
-        time.sleep(0.05)
+    found = wait_for_children(lambda: _children(popen.pid), workers, "nginx")
     return Proc("nchan", popen, port, found)
 
 

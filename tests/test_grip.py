@@ -226,7 +226,9 @@ async def test_a_refused_publish_is_retried_in_order(tmp_path: Path) -> None:
     await publisher.start()
     try:
         for seq in (1, 2):
-            publisher.publish([StoryEvent(story_id=7, seq=seq, kind=EventKind.update, data="{}")])
+            publisher.put(
+                grip.items([StoryEvent(story_id=7, seq=seq, kind=EventKind.update, data="{}")])
+            )
         async with asyncio.timeout(5):
             await publisher.idle()
     finally:

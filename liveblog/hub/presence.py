@@ -71,8 +71,13 @@ class Presence:
         """Publish this process's counts now (the periodic task calls this)."""
         await self._publish(self.hub.subscriber_counts())
 
-    async def _publish(self, counts: dict[int, int]) -> None:
-        message = {"process": self.process, "readers": {str(k): v for k, v in counts.items()}}
+    async def _publish(self, counts: dict[int, int], *, name: str | None = None) -> None:
+        """Report ``counts`` as this process's, or under ``name`` (a reporter that is not
+        a process of ours: the latest report of one name counts, once)."""
+        message = {
+            "process": name or self.process,
+            "readers": {str(k): v for k, v in counts.items()},
+        }
         await self.hub.backend.publish(CHANNEL, json.dumps(message).encode())
 
     async def _run(self) -> None:

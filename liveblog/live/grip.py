@@ -54,7 +54,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from liveblog import events as story_events
 from liveblog.hub import Hub
-from liveblog.hub.presence import CHANNEL as PRESENCE_CHANNEL
 from liveblog.hub.presence import Presence
 from liveblog.live import request
 from liveblog.live.grip_stats import ProxyStats
@@ -199,14 +198,10 @@ class GripPresence(Presence):
         counts = self.stats.counts()
         # An instance whose readers all left: an empty report, so it stops counting now.
         for instance in self._instances - counts.keys():
-            await self._publish_as(f"grip:{instance}", {})
+            await self._publish({}, name=f"grip:{instance}")
         for instance, stories in counts.items():
-            await self._publish_as(f"grip:{instance}", stories)
+            await self._publish(stories, name=f"grip:{instance}")
         self._instances = set(counts)
-
-    async def _publish_as(self, name: str, counts: dict[int, int]) -> None:
-        message = {"process": name, "readers": {str(k): v for k, v in counts.items()}}
-        await self.hub.backend.publish(PRESENCE_CHANNEL, json.dumps(message).encode())
 
 
 def keep_alive_header(interval: float) -> bytes:
@@ -355,11 +350,8 @@ class Publisher:
         if self._own_client and self._client is not None:
             await self._client.aclose()
 
-    def publish(self, events: Sequence[StoryEvent]) -> None:
-        self.put(items(events))
-
     def put(self, batch: list[dict[str, Any]]) -> None:
-        """Queue items already made (``items``): with several proxies, made once."""
+        """Queue items made by ``items``: made once, whatever the number of proxies."""
         if batch:
             self._queue.put_nowait(batch)
 
